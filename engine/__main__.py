@@ -1,0 +1,93 @@
+"""Command line: `python -m engine pretrain --steps 300`, `python -m engine bake`."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import threading
+import typing
+
+from .config import UserError
+from .pretrain import PretrainConfig, run as run_pretrain
+
+STAGES = {"pretrain": (PretrainConfig, run_pretrain)}
+
+
+class ConsoleReporter:
+    """Prints the curve as it comes; Ctrl-C stops the run cleanly."""
+
+    def __init__(self):
+        self.records, self.info, self.message = [], {}, ""
+        self._stop = threading.Event()
+
+    def emit(self, r: dict) -> None:
+        self.records.append(r)
+        if "val_loss" in r:
+            last = next((x["loss"] for x in reversed(self.records) if "loss" in x), float("nan"))
+            print(f"step {r['step']:>6}  train {last:.4f}  val {r['val_loss']:.4f}  ({r['elapsed']:.1f}s)", flush=True)
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_if_paused(self) -> None:
+        pass
+
+    def add_sample(self, s: dict) -> None:
+        print(f"  sample @ {s['step']}: {s.get('prompt', '')!r} -> {s.get('text', s.get('masked'))!r}", flush=True)
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        kw = {"default": f.default, "help": f"{f.metadata.get('help', '')} (default: {f.default})"}
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        if tp is bool:
+            kw["type"] = lambda s: s.lower() in ("1", "true", "yes", "on")
+        else:
+            kw["type"] = tp
+        parser.add_argument(f"--{f.name.replace('_', '-')}", **kw)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (cls, _) in STAGES.items():
+        p = sub.add_parser(name, help=(cls.__doc__ or "").split("\n")[0])
+        add_config_args(p, cls)
+        p.add_argument("--text-file", help="train on this UTF-8 file (sets --corpus upload)")
+        p.add_argument("--no-save", action="store_true", help="do not save the run")
+    sub.add_parser("bake", help="rebuild the default runs shipped in assets/runs")
+    args = parser.parse_args(argv)
+    if args.command == "bake":
+        from .bake import bake
+        bake()
+        return 0
+    cls, run = STAGES[args.command]
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+    upload = None
+    if args.text_file:
+        from .corpus import read_upload
+        with open(args.text_file, "rb") as fh:
+            upload, values["corpus"] = read_upload(fh.read(), args.text_file), "upload"
+    cfg = cls(**values)
+    try:
+        for one in cfg.objectives():
+            rep = ConsoleReporter()
+            print(f"== {args.command} {one.objective}: {one.to_params()}")
+            out = one_run = run(one, rep, upload=upload, save=not args.no_save)
+            final = next((r["val_loss"] for r in reversed(rep.records) if "val_loss" in r), None)
+            print(f"final validation loss: {final:.4f}  ({rep.info.get('params', 0):,} parameters)")
+            if rep.message:
+                print(rep.message)
+            if isinstance(out, str):
+                print(f"saved run: {one_run}")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

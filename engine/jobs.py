@@ -1,0 +1,204 @@
+"""One job runner for every stage: background threads behind a process-wide limit.
+
+A Job is what a page watches: it buffers metric records and samples under a lock, and the
+page copies them with `snapshot()`. The runner queues jobs in arrival order behind
+`MAX_CONCURRENT_JOBS` slots, tells queued jobs their place, stops a closed session's jobs,
+and keeps finished jobs by config key, so a repeated workshop demo replays at once.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import statistics
+import threading
+import time
+import traceback
+from typing import Callable
+
+import torch
+
+from . import limits
+from .config import UserError
+
+ACTIVE = ("queued", "running", "paused")
+
+
+class Job:
+    _ids = itertools.count(1)
+
+    def __init__(self, key: str, fn: Callable[["Job"], str | None], owner: str, label: str,
+                 total_steps: int, max_seconds: float):
+        self.id = f"job{next(self._ids)}"
+        self.key, self.fn, self.owner, self.label = key, fn, owner, label
+        self.total_steps, self.max_seconds = total_steps, max_seconds
+        self.status = "queued"
+        self.message = ""
+        self.result: str | None = None     # the saved run's folder
+        self.records: list[dict] = []
+        self.samples: list[dict] = []
+        self.info: dict = {}               # stage facts for the page (vocab size, params, ...)
+        self.created = time.time()
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.queue_position = 0
+        self.queue_eta = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    # --- the Reporter protocol the training loop talks to -----------------------------------
+    def emit(self, record: dict) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_if_paused(self) -> None:
+        while not self._running.wait(0.2):
+            if self._stop.is_set():
+                return
+
+    # --- for stages ----------------------------------------------------------------------
+    def add_sample(self, sample: dict) -> None:
+        with self._lock:
+            self.samples.append(sample)
+
+    # --- controls (any thread) -------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        if self.status == "running":
+            self._running.clear()
+            self.status = "paused"
+
+    def resume(self) -> None:
+        if self.status == "paused":
+            self.status = "running"
+            self._running.set()
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def progress(self) -> tuple[float, float | None]:
+        """Fraction done and the seconds left, from the steps done so far."""
+        with self._lock:
+            step = next((r["step"] for r in reversed(self.records) if "loss" in r), 0)
+            elapsed = next((r["elapsed"] for r in reversed(self.records) if "elapsed" in r), 0.0)
+        frac = min(1.0, step / max(1, self.total_steps))
+        if not self.active:
+            return (1.0 if self.status == "done" else frac), 0.0
+        eta = elapsed / frac * (1 - frac) if frac > 0 else None
+        if eta is not None:
+            eta = min(eta, max(0.0, self.max_seconds - elapsed))
+        return frac, eta
+
+    def snapshot(self) -> dict:
+        """A consistent copy for the page; the worker keeps appending meanwhile."""
+        with self._lock:
+            return {"id": self.id, "label": self.label, "status": self.status, "message": self.message,
+                    "records": list(self.records), "samples": list(self.samples), "info": dict(self.info),
+                    "result": self.result, "queue_position": self.queue_position,
+                    "queue_eta": self.queue_eta}
+
+
+class JobRunner:
+    def __init__(self, max_concurrent: int = limits.MAX_CONCURRENT_JOBS,
+                 max_per_owner: int = limits.MAX_JOBS_PER_SESSION, keep_finished: int = 200):
+        self.max_concurrent, self.max_per_owner = max_concurrent, max_per_owner
+        self.jobs: dict[str, Job] = {}
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._running = 0
+        self._cond = threading.Condition()
+        self._by_key: collections.OrderedDict[str, Job] = collections.OrderedDict()
+        self._keep = keep_finished
+        self._durations: collections.deque[float] = collections.deque([30.0], maxlen=20)
+
+    def submit(self, key: str, fn: Callable[[Job], str | None], owner: str, label: str = "",
+               total_steps: int = 1, max_seconds: float = limits.MAX_JOB_SECONDS,
+               replay: bool = True) -> Job:
+        """Start `fn(job)` in a thread once a slot frees. `fn` returns the saved run's folder.
+        A finished job with the same key is returned as it is (replayed) when `replay`."""
+        with self._cond:
+            if replay and key in self._by_key:
+                self._by_key.move_to_end(key)
+                return self._by_key[key]
+            mine = [j for j in self.jobs.values() if j.owner == owner and j.active]
+            if len(mine) >= self.max_per_owner:
+                raise UserError(f"You already have {len(mine)} jobs running or queued (the limit is "
+                                f"{self.max_per_owner} per person): stop one or wait for it to finish.")
+            if len(self._waiting) >= limits.MAX_QUEUED_JOBS:
+                raise UserError(f"The server is busy: {len(self._waiting)} jobs are queued. "
+                                "Try again in a minute.")
+            job = Job(key, fn, owner, label, total_steps, max_seconds)
+            self.jobs[job.id] = job
+            self._waiting.append(job)
+            self._update_queue()
+        threading.Thread(target=self._run, args=(job,), name=job.id, daemon=True).start()
+        return job
+
+    def get(self, job_id: str | None) -> Job | None:
+        return self.jobs.get(job_id) if job_id else None
+
+    def stop_owner(self, owner: str) -> int:
+        """Stop every job of a session (its tab closed). Returns how many were stopped."""
+        with self._cond:
+            jobs = [j for j in self.jobs.values() if j.owner == owner and j.active]
+        for j in jobs:
+            j.stop()
+        return len(jobs)
+
+    def stats(self) -> dict:
+        with self._cond:
+            return {"running": self._running, "queued": len(self._waiting),
+                    "threads": sum(1 for j in self.jobs.values() if j.active)}
+
+    def _run(self, job: Job) -> None:
+        with self._cond:
+            while not job.should_stop() and (self._running >= self.max_concurrent or self._waiting[0] is not job):
+                self._cond.wait(0.5)
+            self._waiting.remove(job)
+            self._update_queue()
+            if job.should_stop():
+                job.status, job.finished = "stopped", time.time()
+                self._cond.notify_all()
+                return
+            self._running += 1
+        torch.set_num_threads(1)  # per thread; 2 intra-op threads under contention ran ~100x slower
+        job.status, job.started = "running", time.time()
+        try:
+            job.result = job.fn(job)
+            if job.status in ("running", "paused"):
+                job.status = "stopped" if job.should_stop() else "done"
+        except UserError as e:
+            job.status, job.message = "failed", str(e)
+        except Exception as e:  # a bug, not the user's fault: keep the app alive, say what broke
+            job.status, job.message = "failed", f"{type(e).__name__}: {e}"
+            traceback.print_exc()
+        finally:
+            job.finished = time.time()
+            with self._cond:
+                self._running -= 1
+                self._durations.append(job.finished - job.started)
+                if job.status == "done" and job.result:
+                    self._by_key[job.key] = job
+                    while len(self._by_key) > self._keep:
+                        self._by_key.popitem(last=False)
+                self._forget_old()
+                self._cond.notify_all()
+
+    def _update_queue(self) -> None:
+        typical = statistics.median(self._durations)
+        for i, j in enumerate(self._waiting):
+            j.queue_position = i + 1
+            j.queue_eta = typical * (1 + i // max(1, self.max_concurrent))
+
+    def _forget_old(self) -> None:
+        keep = set(id(j) for j in self._by_key.values())
+        done = [j for j in self.jobs.values() if not j.active and id(j) not in keep]
+        for j in done[:-self._keep]:
+            del self.jobs[j.id]

@@ -1,0 +1,15 @@
+"""Every cap the app enforces, in one place, so a host can see and tune them together."""
+import os
+
+
+def _env(name: str, default: float) -> float:
+    return type(default)(os.environ.get(f"LLMX_{name}", default))
+
+
+MAX_CONCURRENT_JOBS = _env("MAX_CONCURRENT_JOBS", 2)   # one per core on Community Cloud
+MAX_JOBS_PER_SESSION = _env("MAX_JOBS_PER_SESSION", 2)  # running or queued, per browser tab
+MAX_QUEUED_JOBS = _env("MAX_QUEUED_JOBS", 40)           # beyond this, Train says "come back shortly"
+MAX_JOB_SECONDS = _env("MAX_JOB_SECONDS", 300)          # every job stops by itself
+MAX_UPLOAD_BYTES = _env("MAX_UPLOAD_BYTES", 5_000_000)  # uploads are read into memory
+MAX_PARAMS = _env("MAX_PARAMS", 5_000_000)              # larger models cannot train in the time limit
+MAX_RUNS_ON_DISK = _env("MAX_RUNS_ON_DISK", 200)        # oldest user runs are pruned past this

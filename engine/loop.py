@@ -1,0 +1,121 @@
+"""The one training loop. Every stage (pretraining, SFT, reward model, DPO, distillation)
+brings its own batches and loss; stepping, evaluating, stopping and reporting live here.
+
+The loop knows nothing of who watches (minGPT's callbacks): it calls `reporter.emit(record)`
+with plain dicts, asks `reporter.should_stop()` once per step and blocks in
+`reporter.wait_if_paused()`. A Job is a reporter; so is the console printer in the CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable, Protocol
+
+import torch
+from transformers import get_scheduler
+
+
+class Reporter(Protocol):
+    def emit(self, record: dict) -> None: ...
+    def should_stop(self) -> bool: ...
+    def wait_if_paused(self) -> None: ...
+
+
+@dataclasses.dataclass
+class LoopSettings:
+    steps: int
+    lr: float
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1      # cosine decays to lr/10, as nanoGPT does
+    weight_decay: float = 0.1
+    betas: tuple = (0.9, 0.99)     # nanoGPT's beta2 for small models and batches
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    max_seconds: float = 300.0
+    bf16: bool = True              # autocast matmuls to bfloat16: faster on CPU, same loss
+
+
+@dataclasses.dataclass
+class LoopResult:
+    status: str                    # "done" | "stopped" | "time limit" | "diverged"
+    steps: int
+    seconds: float
+    message: str = ""
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+def train(model: torch.nn.Module, loss_fn: Callable, next_batch: Callable[[int], dict],
+          s: LoopSettings, reporter: Reporter, evaluate: Callable[[int], dict] | None = None,
+          params=None) -> LoopResult:
+    """Train `model` for `s.steps` steps.
+
+    loss_fn(model, batch) -> loss tensor, or (loss, {metric: float}).
+    next_batch(step) -> dict of tensors; "input_ids" (if present) counts the tokens.
+    evaluate(step, final) -> {metric: float}, run every `s.eval_every` steps, at step 0 and at the end.
+    """
+    params = [p for p in (params or model.parameters()) if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]   # no weight decay on biases and norms
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=s.betas)
+    sched = get_scheduler("cosine_with_min_lr", opt, num_warmup_steps=s.warmup_steps,
+                          num_training_steps=s.steps, scheduler_specific_kwargs={"min_lr_rate": s.min_lr_ratio})
+    t0 = time.perf_counter()
+    paused = 0.0
+    status, message, step, first = "done", "", 0, math.inf
+
+    def run_eval(step: int, final: bool = False):
+        if evaluate is None:
+            return
+        model.eval()
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=s.bf16):
+            metrics = evaluate(step, final)
+        model.train()
+        reporter.emit({"step": step, "elapsed": time.perf_counter() - t0 - paused, **metrics})
+
+    model.train()
+    run_eval(0)
+    for step in range(1, s.steps + 1):
+        if reporter.should_stop():
+            status, step = "stopped", step - 1
+            break
+        p0 = time.perf_counter()
+        reporter.wait_if_paused()
+        paused += time.perf_counter() - p0
+        if time.perf_counter() - t0 - paused > s.max_seconds:
+            status, step = "time limit", step - 1
+            message = f"stopped at the time limit of {s.max_seconds:.0f} s after {step} steps"
+            break
+        ts = time.perf_counter()
+        batch = next_batch(step)
+        with torch.autocast("cpu", torch.bfloat16, enabled=s.bf16):
+            out = loss_fn(model, batch)
+        loss, extra = out if isinstance(out, tuple) else (out, {})
+        value = loss.item()
+        first = value if step == 1 else first
+        if not math.isfinite(value) or value > 4 * first:
+            what = ("NaN" if math.isnan(value) else "infinite") if not math.isfinite(value) else \
+                f"{value:.1f}, over 4x its start of {first:.2f}"
+            status, message = "diverged", f"loss became {what} at step {step}: lower the learning rate"
+            reporter.emit({"step": step, "event": "diverged", "message": message})
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, s.grad_clip).item()
+        opt.step()
+        lr = sched.get_last_lr()[0]
+        sched.step()
+        dt = time.perf_counter() - ts
+        ntok = batch["input_ids"].numel() if "input_ids" in batch else 0
+        reporter.emit({"step": step, "loss": value, "lr": lr, "grad_norm": grad_norm,
+                       "tokens_per_sec": ntok / dt if dt > 0 else 0.0, "step_ms": 1000 * dt,
+                       "elapsed": time.perf_counter() - t0 - paused, **extra})
+        if step % s.eval_every == 0 and step != s.steps:
+            run_eval(step)
+    if status != "diverged" and step > 0:
+        run_eval(step, final=True)
+    return LoopResult(status, step, time.perf_counter() - t0 - paused, message)

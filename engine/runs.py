@@ -1,0 +1,120 @@
+"""The run store: every finished run saved the way transformers saves models.
+
+A run folder holds `save_pretrained` output for model and tokenizer, `run.json` (stage,
+stage config, parent run, owner, summary) and `metrics.jsonl`. Later stages start from an
+earlier run: pretrain -> SFT -> RLHF / constitutional AI. `assets/runs/` holds the baked
+defaults (made by `python -m engine bake`), so every page works on a first visit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer,
+                          PreTrainedModel, PreTrainedTokenizerBase)
+
+from . import limits
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSET_RUNS = ROOT / "assets" / "runs"
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("LLMX_RUNS_DIR", ROOT / "runs"))
+
+
+@dataclasses.dataclass
+class RunInfo:
+    path: Path
+    stage: str
+    name: str
+    config: dict
+    summary: dict
+    parent: str | None
+    owner: str | None
+    created: float
+    baked: bool
+
+    @property
+    def objective(self) -> str:
+        return self.config.get("objective", "clm")
+
+
+def save_run(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, stage: str, config: dict,
+             records: list[dict], summary: dict, name: str, parent: str | None = None,
+             owner: str | None = None, root: Path | None = None) -> Path:
+    root = Path(root or runs_dir())
+    path = root / f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    tmp = path.with_name(path.name + ".partial")   # a half-written run is never listed
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    info = {"stage": stage, "name": name, "config": config, "summary": summary, "parent": parent,
+            "owner": owner, "created": time.time()}
+    (tmp / "run.json").write_text(json.dumps(info, indent=1))
+    with open(tmp / "metrics.jsonl", "w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    _prune(root)
+    return path
+
+
+def read_info(path: Path) -> RunInfo:
+    d = json.loads((Path(path) / "run.json").read_text())
+    return RunInfo(Path(path), d["stage"], d["name"], d["config"], d.get("summary", {}), d.get("parent"),
+                   d.get("owner"), d.get("created", 0.0), Path(path).parent == ASSET_RUNS)
+
+
+def list_runs(stage: str | None = None, owner: str | None = None) -> list[RunInfo]:
+    """Baked runs first, then this owner's runs, newest first."""
+    out = []
+    for root, baked in ((ASSET_RUNS, True), (runs_dir(), False)):
+        found = []
+        for p in sorted(Path(root).glob("*/run.json")) if Path(root).exists() else []:
+            try:
+                info = read_info(p.parent)
+            except (OSError, ValueError, KeyError):
+                continue
+            if (stage is None or info.stage == stage) and (baked or owner is None or info.owner == owner):
+                found.append(info)
+        out += sorted(found, key=lambda i: -i.created)
+    return out
+
+
+def load_run(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, RunInfo]:
+    info = read_info(Path(path))
+    auto = AutoModelForMaskedLM if info.objective == "mlm" else AutoModelForCausalLM
+    model = auto.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(path), info
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    with open(Path(path) / "metrics.jsonl") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def zip_run(path: str | Path) -> bytes:
+    """The run folder as a zip whose top folder loads with `from_pretrained`."""
+    path = Path(path)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(path.iterdir()):
+            z.write(f, f"{path.name}/{f.name}")
+    return buf.getvalue()
+
+
+def _prune(root: Path) -> None:
+    runs = sorted((p for p in root.iterdir() if (p / "run.json").exists()), key=lambda p: p.stat().st_mtime)
+    for p in runs[:-int(limits.MAX_RUNS_ON_DISK)]:
+        shutil.rmtree(p, ignore_errors=True)

@@ -1,0 +1,190 @@
+"""Pretraining: next-token (GPT) vs masked-token (BERT) prediction, trained live."""
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine import corpus, pretrain
+from engine.config import UserError
+from engine.models import SIZES, count_params
+from engine.pretrain import PretrainConfig
+from engine.sampling import fill_masks, generate, next_token_probs
+from pages import ui
+
+P = "pt"  # widget-key prefix and job slot of this page
+ui.init_config(PretrainConfig, P)
+hlp = lambda name: ui.widget_help(PretrainConfig, name)  # noqa: E731
+
+st.title("Pretraining")
+st.markdown(
+    "A language model learns by predicting hidden text from the text around it. **GPT-style** models "
+    "predict the **next token** from the tokens before it (causal language modelling), so they can write. "
+    "**BERT-style** models predict **masked tokens** from both sides (masked language modelling), so they "
+    "understand but do not write left to right. Next-token prediction is *not* masked language modelling: "
+    "GPT never sees a mask, and BERT never predicts the future. Train one or both below and watch the loss fall.")
+
+with st.container(border=True):
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.markdown("**Data**")
+        st.selectbox("Corpus", corpus.SOURCES, key=f"{P}.corpus", help=hlp("corpus"), format_func={
+            "world": "Built-in stories (simple English)", "python-docs": "Python's documentation (real English)",
+            "upload": "Upload a text file", "hub": "Hugging Face dataset (needs internet)"}.get)
+        if st.session_state[f"{P}.corpus"] == "upload":
+            up = st.file_uploader("UTF-8 text file", type=["txt", "md"], key=f"{P}_upload")
+            if up is not None:
+                try:
+                    st.session_state[f"_{P}_text"] = (up.name, corpus.read_upload(up.getvalue(), up.name))
+                except UserError as e:
+                    st.session_state.pop(f"_{P}_text", None)
+                    st.error(str(e))
+            if f"_{P}_text" in st.session_state:
+                name, text = st.session_state[f"_{P}_text"]
+                st.caption(f"Using {name}: {len(text):,} characters.")
+        elif st.session_state[f"{P}.corpus"] == "hub":
+            st.text_input("Dataset name", key=f"{P}.hub_name", placeholder="roneneldan/TinyStories")
+        st.radio("Tokenizer", ("char", "bpe"), key=f"{P}.tokenizer", horizontal=True, help=hlp("tokenizer"),
+                 format_func={"char": "Characters", "bpe": "Byte-level BPE"}.get)
+        if st.session_state[f"{P}.tokenizer"] == "bpe":
+            st.slider("BPE vocabulary size", 260, 4096, key=f"{P}.vocab_size", step=4)
+    with c2:
+        st.markdown("**Model**")
+        st.radio("Objective", ("clm", "mlm", "both"), key=f"{P}.objective", horizontal=True, help=hlp("objective"),
+                 format_func={"clm": "Next token (GPT)", "mlm": "Masked token (BERT)", "both": "Both"}.get)
+        st.segmented_control("Size", (*SIZES, "custom"), key=f"{P}.size", help="parameters in the layers")
+        if st.session_state[f"{P}.size"] == "custom":
+            a, b, c = st.columns(3)
+            a.number_input("Layers", 1, 12, key=f"{P}.n_layer")
+            b.number_input("Heads", 1, 16, key=f"{P}.n_head")
+            c.number_input("Width", 8, 512, key=f"{P}.n_embd", step=8)
+        st.select_slider("Context (tokens)", [16, 32, 64, 128, 256], key=f"{P}.block_size")
+    with c3:
+        st.markdown("**Training**")
+        st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0],
+                         key=f"{P}.lr", format_func=lambda v: f"{v:g}", help=hlp("lr"))
+        a, b = st.columns(2)
+        a.number_input("Steps", 10, 20000, key=f"{P}.steps", step=100)
+        b.number_input("Batch size", 1, 128, key=f"{P}.batch_size")
+        a.number_input("Warmup steps", 0, 5000, key=f"{P}.warmup", step=10)
+        b.number_input("Time limit (s)", 5, 300, key=f"{P}.max_seconds", step=5)
+        a.number_input("Seed", 0, 2**31 - 1, key=f"{P}.seed")
+        b.toggle("bf16 autocast", key=f"{P}.bf16", help=hlp("bf16"))
+
+cfg: PretrainConfig = ui.read_config(PretrainConfig, P)
+L, H, D = cfg.shape()
+st.caption(f"{L} layers × {H} heads × width {D}, context {cfg.block_size}: about "
+           f"{count_params(L, D, 0, 0):,} parameters in the layers. Warmup then cosine decay to a tenth of the "
+           "learning rate; AdamW; gradients clipped at 1.0. Same seed and settings give the same curve.")
+
+
+def submissions() -> list[dict]:
+    upload = st.session_state.get(f"_{P}_text", (None, None))[1] if cfg.corpus == "upload" else None
+    text = pretrain.load_text(cfg, upload)   # raises UserError with the reason (empty, offline, ...)
+    data = pretrain.prepare(cfg, text)         # tokenizes once; too-short text is refused here
+    owner = ui.session_id()
+    return [dict(key=one.key(data.text_digest), label={"clm": "GPT (next token)", "mlm": "BERT (masked token)"}[one.objective],
+                 total_steps=one.steps, max_seconds=one.max_seconds,
+                 fn=lambda job, one=one: pretrain.run(one, job, upload=text, owner=owner))
+            for one in cfg.objectives()]
+
+
+jobs = ui.controls(P, submissions)
+COLORS = {"GPT (next token)": "#1f77b4", "BERT (masked token)": "#d62728"}
+
+
+def draw(snaps: list[dict]) -> None:
+    by_id = {j.id: j for j in ui.jobs_of(P)}
+    for s in snaps:
+        ui.status_line(s, by_id.get(s["id"]))
+    series, refs = [], set()
+    for s in snaps:
+        tr = [r for r in s["records"] if "loss" in r]
+        ev = [r for r in s["records"] if "val_loss" in r]
+        color = COLORS.get(s["label"])
+        if tr:
+            series.append(dict(name=f"{s['label']} train", x=[r["step"] for r in tr],
+                               y=ui.smooth([r["loss"] for r in tr]), color=color))
+        if ev:
+            series.append(dict(name=f"{s['label']} validation", x=[r["step"] for r in ev],
+                               y=[r["val_loss"] for r in ev], dash="dash", color=color, markers=True))
+        if "uniform_loss" in s["info"]:
+            refs.add((s["info"]["uniform_loss"], f"ln(V) = {s['info']['uniform_loss']:.2f}: a uniform guess"))
+    if series:
+        ui.curve_chart(series, "Loss (nats per token)", hlines=sorted(refs), key=f"{P}_curve")
+    cols = st.columns(max(1, len(snaps)))
+    for col, s in zip(cols, snaps):
+        tr = [r for r in s["records"] if "loss" in r]
+        ev = [r for r in s["records"] if "val_loss" in r]
+        with col:
+            st.markdown(f"**{s['label']}**" + (f" · {s['info']['params']:,} parameters, vocabulary "
+                                                f"{s['info']['vocab_size']}" if s["info"] else ""))
+            m = st.columns(4)
+            m[0].metric("train loss", f"{ui.smooth([r['loss'] for r in tr])[-1]:.3f}" if tr else "–")
+            m[1].metric("val loss", f"{ev[-1]['val_loss']:.3f}" if ev else "–")
+            m[2].metric("val perplexity", f"{ev[-1]['val_perplexity']:.2f}" if ev else "–",
+                        help="exp(val loss). For BERT it is over masked tokens only, so it is not "
+                             "comparable with GPT's.")
+            m[3].metric("tokens/s", f"{sum(r['tokens_per_sec'] for r in tr[-20:]) / len(tr[-20:]):,.0f}" if tr else "–",
+                        help=f"learning rate now {tr[-1]['lr']:.2e}" if tr else None)
+            for sm in reversed(s["samples"][-3:]):
+                if "prompt" in sm:
+                    st.markdown(f"step {sm['step']}: **{_esc(sm['prompt'])}**{_esc(sm['text'])}")
+                else:
+                    st.markdown(f"step {sm['step']}: `{sm['masked']}`  \nguessed {sm['correct']}/{sm['total']} "
+                                f"hidden tokens: {' '.join(map(repr, sm['guess']))}")
+    if len(snaps) == 2:
+        st.caption("The two losses measure different tasks: GPT predicts every next token from the left only; "
+                   "BERT predicts 15% of tokens from both sides. Compare each curve with its own start, not "
+                   "with the other.")
+
+
+def _esc(t: str) -> str:
+    return t.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("`", "\\`") \
+        .replace("<", "&lt;").replace("\n", " ⏎ ").replace("$", "\\$").replace("#", "\\#")
+
+
+ui.live(P, draw)
+
+finished = [j for j in jobs if not j.active and j.result]
+if finished:
+    st.subheader("Use the trained model")
+    tabs = st.tabs([j.label for j in finished])
+    for tab, job in zip(tabs, finished):
+        with tab:
+            model, tok, info = ui.load_run(job.result)
+            if info.objective == "clm":
+                prompt = st.text_input("Prompt", "One morning, ", key=f"{P}_prompt_{job.id}")
+                a, b, c = st.columns(3)
+                temp = a.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key=f"{P}_temp_{job.id}",
+                                help="0 picks the most likely token every time")
+                top_k = b.slider("Top-k (0 = off)", 0, 50, 0, key=f"{P}_topk_{job.id}")
+                top_p = c.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{P}_topp_{job.id}")
+                if st.button("Generate", key=f"{P}_gen_{job.id}"):
+                    st.session_state[f"{P}_out_{job.id}"] = generate(model, tok, prompt, 200, temp, top_k, top_p)
+                if out := st.session_state.get(f"{P}_out_{job.id}"):
+                    st.markdown(f"> **{_esc(prompt)}**{_esc(out)}")
+                probs = next_token_probs(model, tok, prompt, 12)
+                fig = go.Figure(go.Bar(x=[p for _, p in probs][::-1], y=[repr(t) for t, _ in probs][::-1],
+                                       orientation="h"))
+                fig.update_layout(title="Next-token probabilities after the prompt", height=340,
+                                  margin=dict(l=10, r=10, t=40, b=10), xaxis_title="probability")
+                st.plotly_chart(fig, key=f"{P}_probs_{job.id}", width="stretch")
+            else:
+                text = st.text_input("Text with <mask> where the model should guess", "Mia lives <mask>n the hill.",
+                                     key=f"{P}_masktext_{job.id}")
+                guesses = fill_masks(model, tok, text)
+                if not guesses:
+                    st.info("Put <mask> somewhere in the text to see what the model guesses there.")
+                for pos, top in guesses:
+                    st.markdown(f"position {pos}: " + ", ".join(f"`{t!r}` {p:.0%}" for t, p in top))
+            a, b = st.columns(2)
+            with a:
+                ui.download_run(job.result, key=f"{P}_dl_{job.id}")
+            with b:
+                df = pd.DataFrame(job.snapshot()["records"])
+                st.download_button("Download metrics (CSV)", df.to_csv(index=False), "metrics.csv", "text/csv",
+                                   key=f"{P}_csv_{job.id}", on_click="ignore", icon=":material/table:")
+            st.caption(f"Saved as `{job.result.split('/')[-1]}`. Load it with "
+                       f"`{'AutoModelForCausalLM' if info.objective == 'clm' else 'AutoModelForMaskedLM'}"
+                       f".from_pretrained(folder)`.")
