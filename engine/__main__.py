@@ -59,7 +59,11 @@ def main(argv=None) -> int:
         p.add_argument("--text-file", help="train on this UTF-8 file (sets --corpus upload)")
         p.add_argument("--no-save", action="store_true", help="do not save the run")
     sub.add_parser("bake", help="rebuild the default runs shipped in assets/runs")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a busy 2-core machine, 2 threads ran up to 100x slower)")
     args = parser.parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
     if args.command == "bake":
         from .bake import bake
         bake()

@@ -25,7 +25,7 @@ import threading
 import time
 from importlib import resources
 
-from .config import UserError
+from .config import StageConfig, UserError, field
 
 LB_KG = 0.45359237  # one pound in kilograms (exact, by definition)
 KWH_J = 3.6e6
@@ -540,7 +540,7 @@ class Equivalent:
 
     @property
     def text(self) -> str:
-        return f"{self.amount:,.3g} {self.factor.label}"
+        return f"{_sig(self.amount, 3)} {self.factor.label}"
 
 
 def equivalents(kwh: float, t_co2e: float) -> list[Equivalent]:
@@ -566,6 +566,16 @@ class Estimate:
     equivalents: list[Equivalent]
 
 
+def _sig(x: float, digits: int = 4) -> str:
+    """`digits` significant figures (all of a whole number's), thousands separated, no trailing
+    zeros: 10,752 and 0.0611, not 1.075e+04. E-notation only past 1e15, where digits stop being readable."""
+    if x == 0 or not math.isfinite(x) or abs(x) >= 1e15:
+        return f"{x:.{digits}g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    text = f"{x:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if decimals else text
+
+
 def _num(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise CarbonInputError(f"{name} must be a number, not {value!r}.")
@@ -576,7 +586,7 @@ def _num(name: str, value) -> float:
     too_low = v < lo if name in _CLOSED_BELOW else v <= lo
     if too_low or v > hi:
         low = f"at least {lo:g}" if name in _CLOSED_BELOW else f"more than {lo:g}"
-        raise CarbonInputError(f"{name} must be {low} and at most {hi:,.6g}; got {v:,.6g}.")
+        raise CarbonInputError(f"{name} must be {low} and at most {_sig(hi, 6)}; got {_sig(v, 6)}.")
     return v
 
 
@@ -608,13 +618,13 @@ def estimate(run: Run) -> Estimate:
         device_hours = _num("device_hours", flops / (peak * mfu) / 3600)
         steps.append(f"FLOPs = 6 x N x D = 6 x {n:.3g} x {d:.3g} = {flops:.3g}")
         steps.append(f"device-hours = FLOPs / ({peak:.3g} FLOP/s x MFU {mfu:g}) / 3600 s = "
-                     f"{device_hours:,.4g}")
+                     f"{_sig(device_hours)}")
         if count is not None:
             wall = _num("hours", device_hours / count)
-            steps.append(f"wall-clock = {device_hours:,.4g} / {count:,.0f} devices = {wall:,.4g} h")
+            steps.append(f"wall-clock = {_sig(device_hours)} / {count:,.0f} devices = {_sig(wall)} h")
     elif run.device_hours is not None:
         device_hours = _num("device_hours", run.device_hours)
-        steps.append(f"device-hours = {device_hours:,.4g} (given)")
+        steps.append(f"device-hours = {_sig(device_hours)} (given)")
         if count is not None:
             wall = _num("hours", device_hours / count)
     else:
@@ -622,14 +632,14 @@ def estimate(run: Run) -> Estimate:
             raise CarbonInputError("Give the number of devices as well as the hours.")
         wall = _num("hours", run.hours)
         device_hours = _num("device_hours", count * wall)
-        steps.append(f"device-hours = {count:,.0f} devices x {wall:,.4g} h = {device_hours:,.4g}")
+        steps.append(f"device-hours = {count:,.0f} devices x {_sig(wall)} h = {_sig(device_hours)}")
 
     it_kwh = watts * device_hours / 1000
     kwh = it_kwh * pue
     t = kwh * grid / 1e6
-    steps += [f"energy at the devices = {watts:,.6g} W x {device_hours:,.4g} h = {it_kwh:,.4g} kWh",
-              f"energy at the meter = {it_kwh:,.4g} kWh x PUE {pue:g} = {kwh:,.4g} kWh",
-              f"emissions = {kwh:,.4g} kWh x {grid:,.4g} g/kWh = {t:,.4g} t CO2e"]
+    steps += [f"energy at the devices = {_sig(watts, 6)} W x {_sig(device_hours)} h = {_sig(it_kwh)} kWh",
+              f"energy at the meter = {_sig(it_kwh)} kWh x PUE {pue:g} = {_sig(kwh)} kWh",
+              f"emissions = {_sig(kwh)} kWh x {_sig(grid)} g/kWh = {_sig(t)} t CO2e"]
     return Estimate(run, acc, watts, device_hours, wall, flops, it_kwh, kwh, t, steps,
                     equivalents(kwh, t))
 
@@ -822,3 +832,158 @@ MYTH = MythCheck(
     fact_source=PRESETS["bert-base"].source,
     household=US_HOUSEHOLD_KWH_PER_YEAR,
 )
+
+
+# ------------------------------------------------------------------------------------------------
+# The Carbon page's settings, and its experiment: one tiny model trained under each lever.
+# ------------------------------------------------------------------------------------------------
+
+LENGTHS = {"hours": "devices x hours", "device_hours": "device-hours", "flops": "parameters x tokens (FLOPs)"}
+LEVERS = {"fp32": "fp32 (baseline)", "bf16": "bf16 autocast", "ckpt": "gradient checkpointing",
+          "small": "smaller model, same steps", "small_loss": "smaller model, to the baseline's loss"}
+SMALL = "50k"            # the smaller model: models.SIZES, a quarter of the baseline's layer parameters
+SMALL_LOSS_STEPS = 10    # it may take this many times the baseline's steps to reach the baseline's loss
+
+
+@dataclasses.dataclass
+class CarbonConfig(StageConfig):
+    # The calculator's fields have no ranges: estimate() checks them and says what is wrong.
+    preset: str = field("", "published run the calculator was filled from", choices=("", *PRESETS))
+    accelerator: str = field("A100", "device type", choices=(*ACCELERATORS, "custom"))
+    watts: float = field(400.0, "power per device in W: datasheet TDP, or a measured average draw")
+    peak_tflops: float = field(312.0, "peak dense TFLOP/s per device (FLOPs estimate)")
+    length: str = field("hours", "how the run's length is given", choices=tuple(LENGTHS))
+    count: int = field(64, "number of devices")
+    hours: float = field(168.0, "wall-clock hours")
+    device_hours: int = field(10_752, "device-hours (devices x wall-clock hours)")
+    params_b: float = field(7.0, "parameters N, in billions")
+    tokens_b: float = field(2_000.0, "training tokens D, in billions")
+    mfu: float = field(0.4, "model FLOPs utilisation: achieved / peak FLOP/s")
+    pue: float = field(1.1, "power usage effectiveness: data-centre energy / IT energy")
+    country: str = field("USA", "grid: ISO 3166 alpha-3 code in codecarbon's table, or custom")
+    grid_g: float = field(400.0, "grid intensity in g CO2e/kWh (country=custom)")
+    # What-if for the energy measured here.
+    whatif: str = field("FRA,SWE,USA,DEU,CHN,IND,POL", "grids to compare, comma-separated ISO codes")
+    whatif_pue: float = field(1.0, "PUE applied to the measured energy", range=(1.0, 3.0))
+    # The experiment: the baseline always runs; each lever is a variant of it.
+    bf16: bool = field(True, LEVERS["bf16"])
+    ckpt: bool = field(True, LEVERS["ckpt"])
+    small: bool = field(True, LEVERS["small"])
+    small_loss: bool = field(True, LEVERS["small_loss"])
+    steps: int = field(200, "training steps per variant", range=(1, 20_000))
+    eval_every: int = field(25, "steps between validation evaluations", range=(1, 20_000))
+    max_seconds: int = field(30, "time limit per variant in seconds", range=(1, 120))
+    seed: int = field(0, "random seed, the same for every variant")
+
+    def grid(self) -> float:
+        return self.grid_g if self.country == "custom" else grid_intensity(self.country).g_per_kwh
+
+    def run(self) -> Run:
+        """The calculator's inputs; raises CarbonInputError for an unknown country."""
+        common = dict(accelerator=self.accelerator, watts=self.watts, pue=self.pue, grid_g_per_kwh=self.grid())
+        if self.length == "hours":
+            return Run(count=self.count, hours=self.hours, **common)
+        if self.length == "device_hours":
+            return Run(device_hours=self.device_hours, **common)
+        return Run(count=self.count, n_params=self.params_b * 1e9, n_tokens=self.tokens_b * 1e9, mfu=self.mfu,
+                   peak_flops=self.peak_tflops * 1e12, **common)
+
+    def with_preset(self, key: str) -> "CarbonConfig":
+        """The calculator filled with a published run's inputs, so it reproduces compare()."""
+        r = PRESETS[key].run
+        acc = ACCELERATORS[r.accelerator]
+        return self.replace(
+            preset=key, accelerator=r.accelerator, watts=float(r.watts or acc.watts),
+            peak_tflops=acc.peak_flops / 1e12, length="hours" if r.hours is not None else "device_hours",
+            count=int(r.count or self.count), hours=float(r.hours or self.hours),
+            device_hours=int(r.device_hours or self.device_hours), pue=float(r.pue), country="custom",
+            grid_g=float(r.grid_g_per_kwh))
+
+    def levers(self) -> list:
+        """(lever, PretrainConfig) to train in turn: the baseline first, on the built-in corpus."""
+        from .pretrain import PretrainConfig
+        base = PretrainConfig(corpus="world", objective="clm", steps=self.steps, eval_every=self.eval_every,
+                              max_seconds=self.max_seconds, seed=self.seed, bf16=False)
+        variants = {"fp32": base, "bf16": base.replace(bf16=True), "ckpt": base.replace(grad_checkpoint=True),
+                    "small": base.replace(size=SMALL),
+                    "small_loss": base.replace(size=SMALL, steps=self.steps * SMALL_LOSS_STEPS)}
+        return [(k, c) for k, c in variants.items() if k == "fp32" or getattr(self, k)]
+
+
+class _LeverReporter:
+    """What one variant reports to: the job, with records tagged by variant and counted in
+    job-wide steps and seconds (so the job's progress bar spans every variant). It also tallies
+    the tensors autograd keeps for the backward pass, and stops the variant at a target loss."""
+
+    def __init__(self, job, lever: str, step0: int, t0: float, target: float | None):
+        self.job, self.lever, self.step0, self.t0, self.target = job, lever, step0, t0, target
+        self.info, self.message = {}, ""
+        self.steps, self.val_loss, self.reached = 0, None, None
+        self.saved = self.peak_saved = 0
+        self._seen: set[int] = set()
+
+    def emit(self, r: dict) -> None:
+        if "loss" in r:   # a step ended: what its forward pass saved is freed
+            self.peak_saved, self.saved = max(self.peak_saved, self.saved), 0
+            self._seen.clear()
+        if "val_loss" in r:
+            self.val_loss = r["val_loss"]
+            if self.target is not None and self.reached is None and r["val_loss"] <= self.target:
+                self.reached = r["step"]
+        self.steps = r.get("step", self.steps)
+        out = {**r, "lever": self.lever, "lever_step": self.steps, "step": self.step0 + self.steps}
+        if "elapsed" in r:
+            out["elapsed"] = self.t0 + r["elapsed"]
+        self.job.emit(out)
+
+    def should_stop(self) -> bool:
+        return self.job.should_stop() or self.reached is not None
+
+    def wait_if_paused(self) -> None:
+        self.job.wait_if_paused()
+
+    def pack(self, t):
+        """saved_tensors_hooks pack hook: count each storage autograd keeps once per step. Leaves
+        that need a gradient are parameters, in memory anyway: left out."""
+        if not (t.is_leaf and t.requires_grad):
+            s = t.untyped_storage()
+            if s.data_ptr() not in self._seen:
+                self._seen.add(s.data_ptr())
+                self.saved += s.nbytes()
+        return t
+
+
+def run_levers(cfg: CarbonConfig, job) -> None:
+    """The experiment as one job: each variant in turn, measured with its own EnergyMeter, its
+    results appended to job.info["levers"]. In turn, not at once: two trainings at once slow each
+    other down and blur the comparison. The variants' meters nest inside the job's own one, which
+    alone goes into the LEDGER, so nothing is counted twice."""
+    import torch
+
+    from . import pretrain
+    levers = cfg.levers()
+    base = levers[0][1]
+    pretrain.prepare(base, pretrain.load_text(base))   # tokenize once, outside every variant's meter
+    results, step0, t0, target = [], 0, 0.0, None
+    for lever, pcfg in levers:
+        if job.should_stop():
+            return
+        rep = _LeverReporter(job, lever, step0, t0, target if lever == "small_loss" else None)
+        meter = EnergyMeter()
+        meter.start()
+        wall = time.perf_counter()
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(rep.pack, lambda t: t):
+                pretrain.run(pcfg, rep, save=False)
+        finally:
+            footprint, seconds = meter.stop(), time.perf_counter() - wall
+        if job.should_stop():
+            return
+        params = rep.info["params"]
+        results.append({"lever": lever, "label": LEVERS[lever], "params": params, "steps": rep.steps,
+                        "seconds": seconds, "footprint": footprint, "saved_bytes": rep.peak_saved,
+                        "state_bytes": 16 * params, "val_loss": rep.val_loss, "target": rep.target,
+                        "reached": rep.reached})
+        job.info = {**job.info, "levers": list(results)}
+        target = rep.val_loss if lever == "fp32" else target
+        step0, t0 = step0 + rep.steps, t0 + seconds

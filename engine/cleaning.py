@@ -1,12 +1,14 @@
 """The cleaning pipeline: normalise, heuristic quality filters, exact and near-duplicate
-removal, PII redaction. Every stage is a batched `datasets` map or filter, as at scale.
+removal, PII redaction. Stages are batched `datasets` maps and filters, as at scale; the two
+deduplicators also walk the documents in order once, keeping the first of each group.
 
 On a labelled crawl (engine.crawl) each filter is scored against the labels: a filter's
 *positives* are the labels it exists to remove (see POSITIVES). Precision = of the documents
 it flagged, the share that were positives; recall = of the positives that reached it, the
 share it flagged. Heuristics are judged one by one on everything that reached them, so a
 document failing two rules counts for both; the funnel and removal table credit only the
-first rule that removed it.
+first rule that removed it. "all_filters" judges the whole run: every input document missing
+from the output, against all junk labels (pii is not junk: it should come out redacted).
 """
 from __future__ import annotations
 
@@ -18,13 +20,12 @@ import unicodedata
 import zlib
 from dataclasses import dataclass
 
-from .config import StageConfig, field
-from .crawl import EMAIL_RE, JUNK, LABELS, count_tokens
+from .config import StageConfig, UserError, field
+from .crawl import EMAIL_RE, JUNK, LABELS, TEXT_JUNK, count_tokens
 
-# Gopher's stop words (Rae et al. 2021, App. A.1.1): real English prose uses at least two.
+# Gopher's stop words (Rae et al. 2021, App. A): real English prose uses at least two.
 STOP_WORDS = frozenset("the be to of and that have with".split())
 HEURISTICS = ("word_count", "word_length", "symbols", "line_punct", "stop_words", "repeated_lines")
-TEXT_JUNK = ("boilerplate", "spam", "markup", "foreign")  # bad text in itself, not a copy
 POSITIVES = {**{h: TEXT_JUNK for h in HEURISTICS}, "any_heuristic": TEXT_JUNK,
              "exact_dedup": ("duplicate",), "near_dedup": ("duplicate", "near_duplicate"),
              "pii": ("pii",), "all_filters": JUNK}
@@ -40,22 +41,24 @@ SYMBOL_RE = re.compile(r"#|\.\.\.|…|[{}]|</?[A-Za-z!][^>]*>")
 class CleaningConfig(StageConfig):
     normalize: bool = field(True, "NFC Unicode and tidy whitespace before anything else")
     heuristics: str = field(",".join(HEURISTICS), "comma-separated heuristic filters to apply")
-    # Gopher = Rae et al. 2021, "Scaling Language Models", Appendix A.1.1 (MassiveWeb quality filters).
+    # Gopher = Rae et al. 2021, "Scaling Language Models", App. A (MassiveWeb quality filters and
+    # repetition removal). FineWeb = Penedo et al. 2024. C4 = Raffel et al. 2020, §2.2.
     min_words: int = field(50, "fewer words: too short to be a document (Gopher)", range=(0, 100_000))
     max_words: int = field(100_000, "more words: probably a dump (Gopher)", range=(1, 10_000_000))
     min_mean_word_len: float = field(3.0, "shorter mean word length: lists, tables (Gopher)", range=(0, 100))
     max_mean_word_len: float = field(10.0, "longer: URLs, markup, no-space scripts (Gopher)", range=(0, 1000))
     # Gopher: hash or ellipsis per word above 0.1. Our crawl is raw HTML, not extracted text,
-    # so tags and the curly brackets C4 bans (Raffel et al. 2020, §2.2) count as symbols too.
+    # so tags and the curly brackets C4 bans count as symbols too.
     max_symbol_ratio: float = field(0.1, "symbols (# … { } <tags>) per word (Gopher)", range=(0, 100))
-    # C4 (§2.2) keeps only lines ending in terminal punctuation; as a document share, FineWeb's
-    # threshold (Penedo et al. 2024, §3.3: remove if 0.12 or less of lines end so).
+    # C4 keeps only lines ending in terminal punctuation; as a share of a document's lines, the
+    # threshold is that of FineWeb's custom filter (§3.6).
     min_line_punct: float = field(0.12, "share of lines ending in . ! ? or a quote (C4, FineWeb)", range=(0, 1))
     min_stop_words: int = field(2, "distinct stop words (the, be, to, of, and, that, have, with) (Gopher)",
                                 range=(0, 8))
     max_repeated_lines: float = field(0.3, "share of lines repeating an earlier line (Gopher)", range=(0, 1))
-    # Gopher, DCLM and FineWeb write these rules for web prose; code pipelines (The Stack) use
-    # others, and applied to code they drop nearly all of it. Turn on to see that happen.
+    # Gopher, C4 and FineWeb wrote these rules for web prose; code datasets (The Stack) use
+    # others. On the default crawl they would drop about 40% of the stdlib's files, mostly for
+    # lines not ending in punctuation. Turn on to see that happen.
     heuristics_on_code: bool = field(False, "apply the prose heuristics to stdlib-code documents too")
     exact_dedup: bool = field(True, "drop later copies with the same text hash")
     near_dedup: bool = field(True, "drop near-copies: MinHash + LSH (datasketch)")
@@ -77,12 +80,17 @@ class CleaningResult:
     removed: list[dict]          # per dropped document: id, stage, reason, source, label, preview
     scores: list[dict]           # per filter: filter, positives, flagged, tp, fp, fn, precision, recall
     redacted: dict               # {"emails": n, "phones": n, "documents": n}
+    seconds: float               # the whole run (the funnel's stage times leave out measuring)
     message: str = ""            # set when no document survived: what removed the last ones, what to do
 
 
 def clean(ds, cfg: CleaningConfig = CleaningConfig(), progress=None) -> CleaningResult:
     """Run every enabled stage on a dataset with a `text` column (labelled `label` if scored).
     progress, if given, is called as progress(fraction_done, stage_name)."""
+    start = time.perf_counter()
+    unknown = set(cfg.heuristics.split(",")) - set(HEURISTICS) - {""}
+    if unknown:
+        raise UserError(f"Unknown heuristic filter {', '.join(sorted(unknown))}: choose from {', '.join(HEURISTICS)}.")
     for col in ("id", "source", "label"):
         if col not in ds.column_names:
             ds = ds.add_column(col, list(range(len(ds))) if col == "id" else ["unknown"] * len(ds))
@@ -108,7 +116,8 @@ def clean(ds, cfg: CleaningConfig = CleaningConfig(), progress=None) -> Cleaning
                            "(or switch it off) to keep some, or add more clean sources.")
     if progress:
         progress(1.0, "done")
-    return CleaningResult(run.ds, run.funnel, run.removed, run.scores(), run.redacted, run.message)
+    return CleaningResult(run.ds, run.funnel, run.removed, run.scores(), run.redacted,
+                          round(time.perf_counter() - start, 3), run.message)
 
 
 class _Run:
@@ -124,11 +133,10 @@ class _Run:
 
     def drop(self, name: str, keep: list[bool], reasons: list[str], judge: bool = True):
         """Keep rows where keep is True; log the others with their reason."""
-        cols = self.ds.select_columns(["id", "text", "source", "label"])
-        for row, k, why in zip(cols, keep, reasons):
-            if not k:
-                self.removed.append({"id": row["id"], "stage": name, "reason": why, "source": row["source"],
-                                     "label": row["label"], "preview": row["text"][:200]})
+        gone = [i for i, k in enumerate(keep) if not k]
+        for i, row in zip(gone, self.ds.select(gone).select_columns(["id", "text", "source", "label"])):
+            self.removed.append({"id": row["id"], "stage": name, "reason": reasons[i], "source": row["source"],
+                                 "label": row["label"], "preview": row["text"][:200]})
         if judge:
             self.judged.append((name, [not k for k in keep], self.ds["label"]))
         return self.ds.filter(lambda idx: [keep[i] for i in idx], with_indices=True, input_columns=[],
@@ -176,7 +184,7 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
     text = re.sub(r"[\u00a0\u2000-\u200b\u202f\u3000\t]", lambda m: "    " if m[0] == "\t" else " ", text)
     text = re.sub(r"[ ]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip().lstrip("\n")
 
 
 def stats(text: str) -> dict:
@@ -200,7 +208,8 @@ def failures(s: dict, c: CleaningConfig) -> dict[str, str]:
     if not c.min_words <= s["words"] <= c.max_words:
         fail["word_count"] = f"{s['words']} words (keep {c.min_words}–{c.max_words})"
     if not c.min_mean_word_len <= s["mean_word_len"] <= c.max_mean_word_len:
-        fail["word_length"] = f"mean word length {s['mean_word_len']:.1f} (keep {c.min_mean_word_len:g}–{c.max_mean_word_len:g})"
+        fail["word_length"] = (f"mean word length {s['mean_word_len']:.1f} "
+                               f"(keep {c.min_mean_word_len:g}–{c.max_mean_word_len:g})")
     if s["symbol_ratio"] > c.max_symbol_ratio:
         fail["symbols"] = f"{s['symbol_ratio']:.2f} symbols per word (max {c.max_symbol_ratio:g})"
     if s["line_punct"] < c.min_line_punct:
@@ -214,22 +223,22 @@ def failures(s: dict, c: CleaningConfig) -> dict[str, str]:
 
 def _measure(run: _Run, _name):
     """Each rule's verdict and reason, as columns that the rule filters then read."""
-    cfg = run.cfg
+    cfg, rules = run.cfg, run.cfg.rules()
 
     def batch(b):
         out = {"fails": [], "reasons": []}
         for text, source in zip(b["text"], b["source"]):
             exempt = source == "stdlib-code" and not cfg.heuristics_on_code
             fail = {} if exempt else failures(stats(text), cfg)
-            out["fails"].append([r for r in fail if r in cfg.rules()])
-            out["reasons"].append([why for r, why in fail.items() if r in cfg.rules()])
+            out["fails"].append([r for r in fail if r in rules])
+            out["reasons"].append([why for r, why in fail.items() if r in rules])
         return out
 
     ds = run.ds.map(batch, batched=True, batch_size=1000, new_fingerprint=f"measure-{id(run)}")
     fails, labels = ds["fails"], ds["label"]
-    if cfg.rules():  # each rule judged alone on everything, then all of them together
-        run.judged += [(r, [r in f for f in fails], labels) for r in cfg.rules()]
-        run.judged.append(("any_heuristic", [any(r in f for r in cfg.rules()) for f in fails], labels))
+    if rules:  # each rule judged alone on everything, then all of them together
+        run.judged += [(r, [r in f for f in fails], labels) for r in rules]
+        run.judged.append(("any_heuristic", [bool(f) for f in fails], labels))
     return ds
 
 
@@ -243,10 +252,12 @@ def _rule_filter(rule: str):
 
 
 def _exact_dedup(run: _Run, name):
+    """Keep the first document with each text hash (of the normalised text, when normalising)."""
+    hashes = run.ds.map(lambda b: {"hash": [hashlib.sha1(t.encode()).hexdigest() for t in b["text"]]},
+                        batched=True, batch_size=1000, new_fingerprint=f"hash-{id(run)}")["hash"]
     first: dict[str, int] = {}
     keep, why = [], []
-    for i, text in zip(run.ds["id"], run.ds["text"]):
-        h = hashlib.sha1(text.encode()).hexdigest()
+    for i, h in zip(run.ds["id"], hashes):
         keep.append(first.setdefault(h, i) == i)
         why.append(f"same text as document {first[h]}")
     return run.drop(name, keep, why)
@@ -258,7 +269,7 @@ def _near_dedup(run: _Run, name):
     from datasketch import MinHash, MinHashLSH
 
     cfg = run.cfg
-    # zlib.crc32 in C instead of datasketch's default SHA-1 in Python: about 5× faster, and
+    # zlib.crc32 instead of datasketch's default SHA-1 wrapper: signatures twice as fast, and
     # datasketch mixes the hash (MurmurHash3 finaliser) before permuting it anyway.
     proto = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=zlib.crc32)
 
@@ -304,8 +315,9 @@ def _redact(run: _Run, name):
 
     ds = run.ds.map(batch, batched=True, batch_size=1000, new_fingerprint=f"pii-{id(run)}")
     emails, phones = ds["emails"], ds["phones"]
-    run.judged.append((name, [e + p > 0 for e, p in zip(emails, phones)], ds["label"]))
-    run.redacted = {"emails": sum(emails), "phones": sum(phones), "documents": sum(e + p > 0 for e, p in zip(emails, phones))}
+    found = [e + p > 0 for e, p in zip(emails, phones)]
+    run.judged.append((name, found, ds["label"]))
+    run.redacted = {"emails": sum(emails), "phones": sum(phones), "documents": sum(found)}
     return ds
 
 
@@ -314,6 +326,7 @@ class TrainTexts:
     raw: str      # crawl documents as crawled, in crawl order, cut to the budget
     cleaned: str  # the cleaning survivors, in the same order, cut to the same budget
     heldout: str  # clean documents that neither text contains, nor any copy of them
+    heldout_ids: list[int]  # the crawl ids of those documents
     budget: int   # the size both were cut to
     unit: str     # "characters", or "tokens" of the tokenizer given
     note: str = ""
@@ -329,22 +342,29 @@ def train_texts(crawl, result: CleaningResult, budget: int | None = None, tok=No
     clean_ids = [i for i, lab in zip(crawl["id"], crawl["label"]) if lab == "clean"]
     held = set(rng.sample(clean_ids, min(heldout_docs, len(clean_ids) // 5)))
     parent = dict(zip(crawl["id"], crawl["parent"]))
-    seen = [(i, t) for i, t in zip(crawl["id"], crawl["text"]) if i not in held and parent[i] not in held]
-    raw = "\n\n".join(t for _, t in seen)
+    raw = "\n\n".join(t for i, t in zip(crawl["id"], crawl["text"]) if i not in held and parent[i] not in held)
     kept = result.dataset if len(result.dataset) else {"id": [], "text": []}
     cleaned = "\n\n".join(t for i, t in zip(kept["id"], kept["text"]) if i not in held and parent[i] not in held)
     heldout = "\n\n".join(t for i, t in zip(crawl["id"], crawl["text"]) if i in held)
-    size = (lambda s: len(tok.backend_tokenizer.encode(s, add_special_tokens=False).ids)) if tok else len
-    have = min(size(cleaned), size(raw))
-    note = "" if budget is None or budget <= have else \
-        f"Asked for {budget:,} but the cleaned text has only {have:,}: both use {have:,}."
-    budget = have if budget is None else min(budget, have)
-    return TrainTexts(_cut(raw, budget, tok), _cut(cleaned, budget, tok), heldout, budget,
-                      "tokens" if tok else "characters", note)
+    cleaned, have = _cut(cleaned, budget, tok)  # the smaller text, so cut it first
+    raw, n = _cut(raw, have, tok)
+    if n < have:  # rare: redaction placeholders can make a cleaned text longer than its raw one
+        cleaned, have = _cut(cleaned, n, tok)
+    note = f"Asked for {budget:,} but the cleaned text has only {have:,}: both use {have:,}." \
+        if budget is not None and budget > have else ""
+    return TrainTexts(raw, cleaned, heldout, sorted(held), have, "tokens" if tok else "characters", note)
 
 
-def _cut(text: str, budget: int, tok) -> str:
+def _cut(text: str, budget: int | None, tok) -> tuple[str, int]:
+    """The longest prefix within budget (None: all), and its size: characters, or tokens as
+    engine.tokenizer.encode counts them (line by line). Encodes a block at a time, to stop early."""
     if tok is None:
-        return text[:budget]
-    enc = tok.backend_tokenizer.encode(text, add_special_tokens=False)
-    return text if len(enc.ids) <= budget else text[:enc.offsets[budget][0]]
+        return text[:budget], len(text[:budget])
+    lines, used = text.splitlines(keepends=True), 0
+    for start in range(0, len(lines), 512):
+        for k, enc in enumerate(tok.backend_tokenizer.encode_batch(lines[start:start + 512],
+                                                                   add_special_tokens=False), start):
+            if budget is not None and used + len(enc.ids) > budget:
+                return "".join(lines[:k]) + lines[k][:enc.offsets[budget - used][0]], budget
+            used += len(enc.ids)
+    return text, used

@@ -24,6 +24,7 @@ from .world import World
 
 LABELS = ("clean", "boilerplate", "spam", "markup", "duplicate", "near_duplicate", "foreign", "pii")
 JUNK = ("boilerplate", "spam", "markup", "duplicate", "near_duplicate", "foreign")  # pii is kept, redacted
+TEXT_JUNK = ("boilerplate", "spam", "markup", "foreign")  # bad as text, not merely a copy
 SOURCES = ("python-docs", "stdlib-code", "world", "upload")
 WEB = "web"  # the source of generated junk pages: they come from nowhere we chose
 UPLOAD_TYPES = ("txt", "jsonl", "csv", "parquet")
@@ -39,7 +40,7 @@ def python_docs_documents(max_chars: int = 900) -> tuple[str, ...]:
     Topics repeat each other's paragraphs (augmented assignment inside assignment, ...): a
     paragraph seen before is left out, so the clean pool hides no copies of its own."""
     text = python_docs_text()
-    starts = [m.start(1) for m in re.finditer(r"\n([^\n]+)\n(?:\*{3,}|={3,}|-{3,})\n", "\n" + text)]
+    starts = [m.start() for m in re.finditer(r"(?m)^[^\n]+\n(?:\*{3,}|={3,}|-{3,})$", text)]
     seen, docs = set(), []
     for a, b in zip([0, *starts], [*starts, len(text)]):
         paras = []
@@ -84,7 +85,7 @@ def stdlib_code_documents(max_chars: int = 4000) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=4)
 def world_documents(seed: int = 0, n_docs: int = 600) -> tuple[str, ...]:
     """Pages of 4-8 distinct stories about the seeded world (one story is too short to be a page)."""
-    lines = list(dict.fromkeys(World(seed).corpus(n_docs * 12).splitlines()))
+    lines = list(dict.fromkeys(World(seed).corpus(n_docs * 20).splitlines()))
     rng, docs, i = random.Random(seed), [], 0
     while i < len(lines) and len(docs) < n_docs:
         k = rng.randint(4, 8)
@@ -116,44 +117,47 @@ class Upload:
 
 def read_documents(data: bytes, name: str, column: str | None = None) -> Upload:
     """An uploaded .txt, .jsonl, .csv or .parquet file as documents, read with `datasets`.
-    A text file splits at blank lines when it has any (paragraphs), else one document a line."""
+    A text file splits at blank lines when it has any (paragraphs), else one document a line.
+    The text comes from `column`, else a column named text, else the first string column."""
     import datasets
 
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if ext not in UPLOAD_TYPES:
         raise UserError(f"{name}: upload a .txt, .jsonl, .csv or .parquet file.")
-    if len(data) > MAX_UPLOAD_BYTES:
-        read_upload(data, name)  # raises the shared, size-naming message
     bad: list[int] = []
+    options = {}
     if ext == "parquet":
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise UserError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
+                            "Upload fewer rows.")
         if data[:4] != b"PAR1":
             raise UserError(f"{name} is not a Parquet file. Export it again as Parquet, or upload .jsonl or .csv.")
-        body = data
     else:
         text = read_upload(data, name)  # size, binary and UTF-8 checks with clear messages
         if ext == "jsonl":
             text, bad = _good_json_lines(text, name)
-        body = text.encode()
+        if ext == "txt":
+            options["sample_by"] = "paragraph" if "\n\n" in text.strip() else "line"
+        data = text.encode()
+    builder = {"txt": "text", "jsonl": "json", "csv": "csv", "parquet": "parquet"}[ext]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"upload.{ext}")
         with open(path, "wb") as fh:
-            fh.write(body)
-        builder = {"txt": "text", "jsonl": "json", "csv": "csv", "parquet": "parquet"}[ext]
-        kwargs = {"sample_by": "paragraph" if "\n\n" in text.strip() else "line"} if ext == "txt" else {}
+            fh.write(data)
         try:
             ds = datasets.load_dataset(builder, data_files=path, split="train", keep_in_memory=True,
-                                       cache_dir=os.path.join(tmp, "cache"), **kwargs)
+                                       cache_dir=os.path.join(tmp, "cache"), **options)
         except Exception as e:  # pyarrow's parse errors vary by format and version
             raise UserError(f"{name} could not be read as {ext}: {str(e).splitlines()[0][:200]}") from None
-    col = column or ("text" if "text" in ds.column_names else
-                     next((c for c, f in ds.features.items() if getattr(f, "dtype", "") in ("string", "large_string")), None))
+    strings = [c for c, f in ds.features.items() if getattr(f, "dtype", "") in ("string", "large_string")]
+    col = column or ("text" if "text" in ds.column_names else next(iter(strings), None))
     if col not in ds.column_names:
         raise UserError(f"{name} has no text column; its columns are: {', '.join(ds.column_names)}. "
                         "Name the column that holds the text 'text'.")
     texts = [str(t).strip() for t in ds[col] if t is not None and str(t).strip()]
     if not texts:
         raise UserError(f"{name} has no text in column '{col}'.")
-    return Upload(_dataset(texts, "upload", "unlabelled"), bad, col)
+    return Upload(to_dataset(texts, "upload", "unlabelled"), bad, col)
 
 
 def _good_json_lines(text: str, name: str) -> tuple[str, list[int]]:
@@ -174,14 +178,17 @@ def _good_json_lines(text: str, name: str) -> tuple[str, list[int]]:
     return "\n".join(good) + "\n", bad
 
 
-def _dataset(texts, source, label, parent=None):
+def to_dataset(texts: list[str], source, label, parent: list[int] | None = None):
+    """Documents as a `datasets.Dataset` with the columns the pipeline uses: id (the row),
+    text, source, label (each one value for all, or a list), parent (-1: not a copy)."""
     import datasets
 
     n = len(texts)
     return datasets.Dataset.from_dict({
-        "id": list(range(n)), "text": list(texts), "source": [source] * n if isinstance(source, str) else source,
-        "label": [label] * n if isinstance(label, str) else label,
-        "parent": parent if parent is not None else [-1] * n})
+        "id": list(range(n)), "text": list(texts),
+        "source": [source] * n if isinstance(source, str) else list(source),
+        "label": [label] * n if isinstance(label, str) else list(label),
+        "parent": [-1] * n if parent is None else list(parent)})
 
 
 # ---------------------------------------------------------------- the simulated crawl
@@ -219,43 +226,48 @@ def build_crawl(cfg: CrawlConfig = CrawlConfig(), upload=None) -> "datasets.Data
     weights = {s: getattr(cfg, f"w_{s.replace('-', '_')}") for s in pools}
     if sum(weights.values()) <= 0:
         raise UserError("Give at least one source a weight above 0.")
-    docs = []  # (sort key, text, source, label, parent index into docs)
+    docs: list[_Doc] = []
     for s, pool in pools.items():
         want = round(n_clean * weights[s] / sum(weights.values()))
         for text in rng.sample(pool, min(want, len(pool))):
             # Real sources already hold personal data (author e-mails in stdlib headers): say so.
-            docs.append([rng.random(), text, s, "pii" if EMAIL_RE.search(text) else "clean", -1])
+            docs.append(_Doc(rng.random(), text, s, "pii" if EMAIL_RE.search(text) else "clean"))
     _label_codec_family(docs)
-    clean = [i for i, d in enumerate(docs) if d[3] == "clean"]
-    for i in rng.sample(clean, min(n_junk["pii"], max(len(clean) - 1, 0))):
+    clean = [d for d in docs if d.label == "clean"]
+    for d in rng.sample(clean, min(n_junk["pii"], max(len(clean) - 1, 0))):
         # Edited in place: a PII-bearing copy of a page also in the crawl would be a near-duplicate.
-        docs[i][1] = _add_pii(docs[i][1], rng)
-        docs[i][3] = "pii"
-    originals = [i for i, d in enumerate(docs) if d[3] == "clean"]
+        d.text, d.label = _add_pii(d.text, rng), "pii"
+    originals = [d for d in docs if d.label == "clean"]
     if not originals:
         raise UserError("The chosen sources have no documents: raise a source's weight or the crawl size.")
     for label, make in (("duplicate", _duplicate), ("near_duplicate", _near_duplicate)):
         for _ in range(n_junk[label]):
-            i = rng.choice(originals)
-            key, text, source = docs[i][:3]
-            docs.append([rng.uniform(key, 1.0), make(text, rng), source, label, i])
+            d = rng.choice(originals)
+            docs.append(_Doc(rng.uniform(d.key, 1.0), make(d.text, rng), d.source, label, d))
     for label, make in (("boilerplate", _boilerplate), ("spam", _spam), ("markup", _markup), ("foreign", _foreign)):
-        docs += [[rng.random(), make(rng, docs), WEB, label, -1] for _ in range(n_junk[label])]
-    order = sorted(range(len(docs)), key=lambda i: docs[i][0])
-    new_id = {old: new for new, old in enumerate(order)}
-    rows = [docs[i] for i in order]
-    return _dataset([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-                    [new_id.get(r[4], -1) for r in rows])
+        docs += [_Doc(rng.random(), make(rng, docs), WEB, label) for _ in range(n_junk[label])]
+    docs.sort(key=lambda d: d.key)
+    row = {id(d): i for i, d in enumerate(docs)}
+    return to_dataset([d.text for d in docs], [d.source for d in docs], [d.label for d in docs],
+                      [row[id(d.parent)] if d.parent else -1 for d in docs])
 
 
-def _label_codec_family(docs: list[list]) -> None:
+@dataclass
+class _Doc:
+    key: float  # crawl order
+    text: str
+    source: str
+    label: str
+    parent: "_Doc | None" = None
+
+
+def _label_codec_family(docs: list[_Doc]) -> None:
     """The stdlib's character-map codecs are generated from one template (gencodec.py): real
     near-duplicates. The first in crawl order is the original; label the rest as its copies."""
-    family = sorted((d[0], i) for i, d in enumerate(docs)
-                    if d[2] == "stdlib-code" and re.match(r'"""\s*Python Character Mapping Codec', d[1]))
-    for _, i in family[1:]:
-        docs[i][3] = "near_duplicate"
-        docs[i][4] = family[0][1]
+    family = sorted((d for d in docs if d.source == "stdlib-code"
+                     and re.match(r'"""\s*Python Character Mapping Codec', d.text)), key=lambda d: d.key)
+    for d in family[1:]:
+        d.label, d.parent = "near_duplicate", family[0]
 
 
 def _pools(cfg: CrawlConfig, upload) -> dict[str, list[str]]:
@@ -360,7 +372,7 @@ def _spam(rng: random.Random, _docs) -> str:
 
 def _markup(rng: random.Random, docs) -> str:
     """A raw HTML page around a paragraph of real text: what a crawler gets before extraction."""
-    para = rng.choice(docs)[1].split("\n\n")[0][:600]
+    para = rng.choice(docs).text.split("\n\n")[0][:600]
     links = "".join(f'<li><a href="/{w.lower()}">{w}</a></li>' for w in rng.sample(NAV, 5))
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{rng.choice(NAV)}</title>\n'
             f'<script>window.dataLayer=window.dataLayer||[];function gtag(){{dataLayer.push(arguments);}}'

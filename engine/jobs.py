@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from . import limits
+from .carbon import LEDGER, EnergyMeter, Footprint
 from .config import UserError
 
 ACTIVE = ("queued", "running", "paused")
@@ -27,9 +28,9 @@ class Job:
     _ids = itertools.count(1)
 
     def __init__(self, key: str, fn: Callable[["Job"], str | None], owner: str, label: str,
-                 total_steps: int, max_seconds: float):
+                 total_steps: int, max_seconds: float, stage: str = "other"):
         self.id = f"job{next(self._ids)}"
-        self.key, self.fn, self.owner, self.label = key, fn, owner, label
+        self.key, self.fn, self.owner, self.label, self.stage = key, fn, owner, label, stage
         self.total_steps, self.max_seconds = total_steps, max_seconds
         self.status = "queued"
         self.message = ""
@@ -37,6 +38,7 @@ class Job:
         self.records: list[dict] = []
         self.samples: list[dict] = []
         self.info: dict = {}               # stage facts for the page (vocab size, params, ...)
+        self.footprint: Footprint | None = None   # energy and CO2 of the run, from codecarbon
         self.created = time.time()
         self.started: float | None = None
         self.finished: float | None = None
@@ -103,12 +105,13 @@ class Job:
             return {"id": self.id, "label": self.label, "status": self.status, "message": self.message,
                     "records": list(self.records), "samples": list(self.samples), "info": dict(self.info),
                     "result": self.result, "queue_position": self.queue_position,
-                    "queue_eta": self.queue_eta}
+                    "queue_eta": self.queue_eta, "footprint": self.footprint}
 
 
 class JobRunner:
     def __init__(self, max_concurrent: int = limits.MAX_CONCURRENT_JOBS,
-                 max_per_owner: int = limits.MAX_JOBS_PER_SESSION, keep_finished: int = 200):
+                 max_per_owner: int = limits.MAX_JOBS_PER_SESSION, keep_finished: int = 200,
+                 measure_energy: bool = True):
         self.max_concurrent, self.max_per_owner = max_concurrent, max_per_owner
         self.jobs: dict[str, Job] = {}
         self._waiting: collections.deque[Job] = collections.deque()
@@ -117,10 +120,13 @@ class JobRunner:
         self._by_key: collections.OrderedDict[str, Job] = collections.OrderedDict()
         self._keep = keep_finished
         self._durations: collections.deque[float] = collections.deque([30.0], maxlen=20)
+        self.measure_energy = measure_energy
+        if measure_energy:  # codecarbon's first start probes the hardware for ~1.4 s: do it now, not on Train
+            threading.Thread(target=lambda: EnergyMeter().__enter__().stop(), daemon=True).start()
 
     def submit(self, key: str, fn: Callable[[Job], str | None], owner: str, label: str = "",
                total_steps: int = 1, max_seconds: float = limits.MAX_JOB_SECONDS,
-               replay: bool = True) -> Job:
+               replay: bool = True, stage: str = "other") -> Job:
         """Start `fn(job)` in a thread once a slot frees. `fn` returns the saved run's folder.
         A finished job with the same key is returned as it is (replayed) when `replay`."""
         with self._cond:
@@ -134,7 +140,7 @@ class JobRunner:
             if len(self._waiting) >= limits.MAX_QUEUED_JOBS:
                 raise UserError(f"The server is busy: {len(self._waiting)} jobs are queued. "
                                 "Try again in a minute.")
-            job = Job(key, fn, owner, label, total_steps, max_seconds)
+            job = Job(key, fn, owner, label, total_steps, max_seconds, stage)
             self.jobs[job.id] = job
             self._waiting.append(job)
             self._update_queue()
@@ -170,7 +176,10 @@ class JobRunner:
             self._running += 1
         torch.set_num_threads(1)  # per thread; 2 intra-op threads under contention ran ~100x slower
         job.status, job.started = "running", time.time()
+        meter = EnergyMeter() if self.measure_energy else None
         try:
+            if meter:
+                meter.start()
             job.result = job.fn(job)
             if job.status in ("running", "paused"):
                 job.status = "stopped" if job.should_stop() else "done"
@@ -180,6 +189,9 @@ class JobRunner:
             job.status, job.message = "failed", f"{type(e).__name__}: {e}"
             traceback.print_exc()
         finally:
+            if meter:
+                job.footprint = meter.stop()
+                LEDGER.add(job.owner, job.stage, job.footprint, job.label)
             job.finished = time.time()
             with self._cond:
                 self._running -= 1

@@ -10,7 +10,7 @@ import threading
 
 import torch
 from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, BertConfig, GPT2Config,
-                          PreTrainedModel)
+                          LlamaConfig, PreTrainedModel)
 
 # name -> (layers, heads, width): about 50k, 200k and 1M parameters without embeddings.
 SIZES = {"50k": (2, 2, 48), "200k": (4, 4, 64), "1M": (5, 4, 128)}
@@ -20,11 +20,20 @@ _init_lock = threading.Lock()
 
 
 def build_model(objective: str, vocab_size: int, n_layer: int, n_head: int, n_embd: int,
-                block_size: int, seed: int, pad_id: int, eos_id: int, dropout: float = 0.0) -> PreTrainedModel:
+                block_size: int, seed: int, pad_id: int, eos_id: int, dropout: float = 0.0,
+                arch: str = "gpt2") -> PreTrainedModel:
+    """objective "clm" (arch "gpt2", or "llama": RoPE, RMSNorm, SwiGLU) or "mlm" (BERT)."""
     if n_embd % n_head:
         from .config import UserError
         raise UserError(f"Width {n_embd} is not divisible by {n_head} heads: pick a width that is.")
-    if objective == "clm":
+    if objective == "clm" and arch == "llama":
+        # SwiGLU's three matrices at 8/3·d keep the MLP's parameters equal to GPT-2's 4·d two-matrix MLP.
+        cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=n_embd, intermediate_size=int(8 * n_embd / 3),
+                          num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_head,
+                          max_position_embeddings=block_size, attention_dropout=dropout, tie_word_embeddings=True,
+                          bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id)
+        auto = AutoModelForCausalLM
+    elif objective == "clm":
         cfg = GPT2Config(vocab_size=vocab_size, n_positions=block_size, n_embd=n_embd, n_layer=n_layer,
                          n_head=n_head, activation_function="gelu_pytorch_tanh",
                          resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,

@@ -32,6 +32,7 @@ class PretrainConfig(StageConfig):
     vocab_size: int = field(512, "BPE vocabulary size", range=(260, 8192))
     objective: str = field("clm", "clm: next token (GPT); mlm: masked token (BERT); both",
                            choices=("clm", "mlm", "both"))
+    arch: str = field("gpt2", "gpt2, or llama (RoPE, RMSNorm, SwiGLU); clm only", choices=("gpt2", "llama"))
     size: str = field("200k", "model size preset, or custom", choices=(*SIZES, "custom"))
     n_layer: int = field(4, "layers (size=custom)", range=(1, 12))
     n_head: int = field(4, "attention heads (size=custom)", range=(1, 16))
@@ -47,6 +48,7 @@ class PretrainConfig(StageConfig):
     sample_every: int = field(200, "steps between text samples", range=(1, 100_000))
     seed: int = field(0, "random seed: same seed and config give the same losses")
     bf16: bool = field(True, "bfloat16 autocast (faster on CPU, same loss)")
+    grad_checkpoint: bool = field(False, "recompute activations in the backward pass: less memory, more time")
 
     def shape(self) -> tuple[int, int, int]:
         return (self.n_layer, self.n_head, self.n_embd) if self.size == "custom" else SIZES[self.size]
@@ -109,7 +111,10 @@ def run(cfg: PretrainConfig, job, upload: str | None = None, owner: str | None =
     if n_params > limits.MAX_PARAMS:
         raise UserError(f"A model of {n_params / 1e6:.1f}M parameters is too large to train here within the "
                         f"time limit (at most {limits.MAX_PARAMS / 1e6:.0f}M): pick fewer layers or a smaller width.")
-    model = build_model(cfg.objective, len(tok), L, H, D, T, cfg.seed, tok.pad_token_id, tok.eos_token_id)
+    model = build_model(cfg.objective, len(tok), L, H, D, T, cfg.seed, tok.pad_token_id, tok.eos_token_id,
+                        arch=cfg.arch)
+    if cfg.grad_checkpoint:
+        model.gradient_checkpointing_enable()
     gen = torch.Generator().manual_seed(cfg.seed)
     collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=cfg.mask_prob, seed=cfg.seed) \
         if cfg.objective == "mlm" else None
@@ -150,7 +155,7 @@ def run(cfg: PretrainConfig, job, upload: str | None = None, owner: str | None =
         else:
             job.add_sample({"step": step, **mask_demo(model, tok, data.val[start:start + T], rng)})
 
-    info = {"params": n_params, "vocab_size": len(tok), "uniform_loss": math.log(len(tok)),
+    info = {"params": model.num_parameters(), "vocab_size": len(tok), "uniform_loss": math.log(len(tok)),
             "train_tokens": len(data.train), "val_tokens": len(data.val), "objective": cfg.objective}
     if hasattr(job, "info"):
         job.info.update(info)

@@ -21,6 +21,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeni
                           PreTrainedModel, PreTrainedTokenizerBase)
 
 from . import limits
+from .config import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSET_RUNS = ROOT / "assets" / "runs"
@@ -89,6 +90,15 @@ def list_runs(stage: str | None = None, owner: str | None = None) -> list[RunInf
                 found.append(info)
         out += sorted(found, key=lambda i: -i.created)
     return out
+
+
+def find_run(name: str, stage: str | None = None) -> Path:
+    """A run by folder name (baked or saved); the newest baked run of `stage` when name is empty."""
+    for info in list_runs(stage):
+        if info.path.name == name or (not name and info.baked):
+            return info.path
+    raise UserError(f"No {stage or ''} run named '{name}' here. Pick one from the list, or train one first."
+                    if name else f"No default {stage} run is baked into assets/runs: run `python -m engine bake`.")
 
 
 def load_run(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, RunInfo]:

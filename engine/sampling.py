@@ -4,6 +4,11 @@ from __future__ import annotations
 import torch
 
 
+def context_length(model) -> int:
+    c = model.config
+    return getattr(c, "n_positions", None) or c.max_position_embeddings
+
+
 def _ids(tok, text: str) -> torch.Tensor:
     ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
     return ids
@@ -14,7 +19,7 @@ def generate(model, tok, prompt: str, max_new_tokens: int = 200, temperature: fl
              top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> str:
     """Continue `prompt` with transformers' `generate`; greedy when temperature is 0.
     Past the context window it slides: each chunk sees the last half-window of text."""
-    ctx = model.config.n_positions
+    ctx = context_length(model)
     ids = _ids(tok, prompt)[:, -(ctx // 2):] if prompt else torch.tensor([[tok.eos_token_id]])
     if seed is not None:
         torch.manual_seed(seed)
@@ -34,7 +39,7 @@ def generate(model, tok, prompt: str, max_new_tokens: int = 200, temperature: fl
 @torch.no_grad()
 def next_token_probs(model, tok, prompt: str, k: int = 10) -> list[tuple[str, float]]:
     """The k most likely next tokens after `prompt` and their probabilities."""
-    ctx = model.config.n_positions
+    ctx = context_length(model)
     ids = _ids(tok, prompt)[:, -ctx:] if prompt else torch.tensor([[tok.eos_token_id]])
     probs = model(ids).logits[0, -1].float().softmax(-1)
     p, i = probs.topk(min(k, probs.numel()))
@@ -44,7 +49,7 @@ def next_token_probs(model, tok, prompt: str, k: int = 10) -> list[tuple[str, fl
 @torch.no_grad()
 def fill_masks(model, tok, text: str, k: int = 5) -> list[tuple[int, list[tuple[str, float]]]]:
     """For each <mask> in `text`, the k most likely tokens (a BERT-style model's guesses)."""
-    ids = _ids(tok, text)[:, : model.config.max_position_embeddings]
+    ids = _ids(tok, text)[:, : context_length(model)]
     probs = model(ids).logits[0].float().softmax(-1)
     out = []
     for pos in (ids[0] == tok.mask_token_id).nonzero().flatten().tolist():

@@ -2,15 +2,21 @@
 so `save_pretrained` / `AutoTokenizer.from_pretrained` work on everything trained here."""
 from __future__ import annotations
 
+import string
+
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>", "eos_token": "<eos>"}
 
 
+ASCII = set(string.printable) - set("\r\x0b\x0c")
+
+
 def char_tokenizer(text: str) -> PreTrainedTokenizerFast:
-    """One token per character seen in the text (a BPE model with no merges)."""
-    chars = sorted(set(text) - set(SPECIALS.values()))
+    """One token per character: printable ASCII always (so later stages can use '?', digits or
+    capitals the corpus lacks), plus every other character seen in the text. A BPE model with no merges."""
+    chars = sorted((set(text) | ASCII) - set(SPECIALS.values()))
     vocab = {t: i for i, t in enumerate([*SPECIALS.values(), *chars])}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=SPECIALS["unk_token"]))
     tok.decoder = decoders.Fuse()

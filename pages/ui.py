@@ -159,6 +159,17 @@ def status_line(snap: dict, job: Job | None) -> None:
                    icon=":material/stop_circle:")
     else:
         st.success(f"{name}: finished. {snap['message']}".strip(), icon=":material/check_circle:")
+    if fp := snap.get("footprint"):
+        footprint_line(fp)
+
+
+def footprint_line(fp) -> None:
+    """One line: what this run cost, and how codecarbon knew (see the Carbon page)."""
+    if not fp.available:
+        st.caption(f"Energy: not available here ({fp.method}).")
+        return
+    st.caption(f"Energy: {fp.energy_kwh * 1000:.3f} Wh, {fp.emissions_g:.3f} g CO2e in {fp.duration_s:.0f} s "
+               f"({fp.kind}: {fp.method})")
 
 
 # --- charts ----------------------------------------------------------------------------------

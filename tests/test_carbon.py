@@ -312,3 +312,42 @@ def test_myth_check():
     assert 27 < m.claim_household_years < 33                     # the "30 homes" follows from 340,000
     assert m.fact_kwh == 1_507 and "EIA" in m.household.source
     assert "1/7" in m.verdict
+
+
+# --- the Carbon page's config ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", list(carbon.PRESETS))
+def test_a_preset_loaded_into_the_calculator_survives_a_link(key):
+    cfg = carbon.CarbonConfig().with_preset(key)
+    linked, problems = carbon.CarbonConfig.from_params(cfg.to_params())
+    assert not problems and linked.preset == key
+    ref = carbon.compare(carbon.PRESETS[key]).estimate
+    got = estimate(linked.run())
+    assert got.kwh == pytest.approx(ref.kwh, rel=1e-5) and got.t_co2e == pytest.approx(ref.t_co2e, rel=1e-5)
+
+
+def test_calculator_config_gives_the_run_each_way():
+    cfg = carbon.CarbonConfig(accelerator="H100", watts=700.0, count=8, hours=10.0, pue=1.2, country="FRA")
+    assert estimate(cfg.run()).kwh == pytest.approx(8 * 10 * 0.7 * 1.2)
+    assert cfg.run().grid_g_per_kwh == carbon.grid_intensity("FRA").g_per_kwh
+    assert estimate(cfg.replace(length="device_hours", device_hours=80).run()).kwh == pytest.approx(8 * 10 * 0.7 * 1.2)
+    flops = cfg.replace(length="flops", params_b=1.0, tokens_b=20.0, mfu=0.5, peak_tflops=1000.0).run()
+    assert estimate(flops).device_hours == pytest.approx(6 * 1e9 * 20e9 / (1e15 * 0.5) / 3600)
+    with pytest.raises(CarbonInputError, match="XYZ"):
+        cfg.replace(country="XYZ").run()
+
+
+def test_levers_always_start_with_the_fp32_baseline():
+    cfg = carbon.CarbonConfig(steps=40)
+    levers = dict(cfg.levers())
+    assert list(levers) == list(carbon.LEVERS)
+    assert not levers["fp32"].bf16 and levers["bf16"].bf16 and levers["ckpt"].grad_checkpoint
+    assert levers["small"].size == carbon.SMALL and levers["small"].steps == 40
+    assert levers["small_loss"].steps == 40 * carbon.SMALL_LOSS_STEPS
+    assert [k for k, _ in cfg.replace(bf16=False, ckpt=False, small=False, small_loss=False).levers()] == ["fp32"]
+
+
+def test_arithmetic_is_printed_without_e_notation():
+    assert [carbon._sig(x) for x in (10_752, 0.0611, 79.2, 100.0, 1_082_990)] == \
+        ["10,752", "0.0611", "79.2", "100", "1,082,990"]
+    assert "1,289,376 kWh" in carbon.compare(carbon.PRESETS["gpt-3"]).estimate.steps[-1]

@@ -1,0 +1,136 @@
+"""Watch induction heads form: a small GPT-2 trained on random tokens whose second half repeats
+the first half.
+
+The first half is pure noise: no model can beat ln(V) nats per token there (a little less, as
+tokens do not repeat within a half). The repeat is predictable, but only by looking back: find
+where the current token occurred before and copy the token that followed it. Olsson et al. 2022
+("In-context Learning and Induction Heads") call a head doing this an induction head; it needs
+two layers (a previous-token head whose output the induction head's keys read, Elhage et al.
+2021), and it forms in a sudden phase change, visible as a bump in the training loss, at which
+in-context learning (their score: loss at token 500 minus loss at token 50) jumps. Here the
+loss on the repeat sits on a plateau, then falls to near zero as the induction score jumps.
+
+The half-length varies from step to step, so copying "the token n - 1 places back" for a fixed
+n cannot solve the task; only matching the token's content can.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import string
+
+import numpy as np
+import torch
+
+from . import limits
+from .config import StageConfig, UserError, field
+from .loop import LoopSettings, train
+from .models import build_model, count_params
+from .runs import save_run
+from .tokenizer import char_tokenizer
+
+# Symbols for the random tokens: readable as text, so a trained run also works on the Attention
+# page with typed input such as "qwertyqwerty".
+ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits
+EVAL_SEQUENCES = 64
+
+
+@dataclasses.dataclass
+class InductionConfig(StageConfig):
+    """Watch an induction head form in a 2-layer GPT-2 trained on repeated random tokens."""
+    n_layer: int = field(2, "layers: one layer cannot form an induction head", range=(1, 4))
+    n_head: int = field(4, "attention heads per layer", range=(1, 8))
+    n_embd: int = field(64, "width", range=(16, 256))
+    seq_len: int = field(48, "longest sequence: a random half, then the same half again", range=(16, 128))
+    vocab: int = field(32, "distinct random symbols", range=(8, len(ALPHABET)))
+    batch_size: int = field(32, "sequences per step", range=(1, 256))
+    lr: float = field(1e-3, "peak learning rate", range=(1e-5, 1.0))
+    steps: int = field(1500, "training steps", range=(1, 100_000))
+    warmup: int = field(50, "warmup steps before cosine decay", range=(0, 100_000))
+    eval_every: int = field(25, "steps between evaluations (and saved attention patterns)", range=(1, 100_000))
+    max_seconds: int = field(60, "time limit in seconds", range=(1, limits.MAX_JOB_SECONDS))
+    seed: int = field(0, "random seed: same seed and config give the same curves")
+
+    @property
+    def half(self) -> int:
+        return self.seq_len // 2
+
+    def check(self) -> None:
+        if self.half > self.vocab:
+            raise UserError(f"A half of {self.half} tokens needs at least {self.half} distinct symbols "
+                            f"(tokens do not repeat within a half): raise the vocabulary or shorten the sequence.")
+
+
+def repeated_batch(symbols: torch.Tensor, batch: int, half: int, gen: torch.Generator) -> torch.Tensor:
+    """(batch, 2·half) token ids: `half` distinct random symbols, then the same ones again.
+    Distinct, so each token of the repeat has exactly one earlier occurrence to copy from."""
+    r = symbols[torch.rand(batch, len(symbols), generator=gen).argsort(-1)[:, :half]]
+    return torch.cat([r, r], dim=1)
+
+
+def head_grids(attn: torch.Tensor, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """(induction, previous-token) scores per head from (layers, heads, T, T) attention on a
+    repeated sequence. Induction: mean attention from each repeat position q to q - half + 1,
+    the token after the earlier copy (same definition as engine.attention.induction_scores).
+    Previous-token: mean attention from q to q - 1 over all positions after the first."""
+    T = attn.shape[-1]
+    q = torch.arange(half, T)
+    p = torch.arange(1, T)
+    return (attn[..., q, q - half + 1].mean(-1).numpy(), attn[..., p, p - 1].mean(-1).numpy())
+
+
+def run(cfg: InductionConfig, job, owner: str | None = None, save: bool = True):
+    """Train; report to `job` (a Job or any Reporter) at every evaluation: loss on each half,
+    the best induction and previous-token head, and the attention of one fixed example.
+    Returns the saved run's folder (or the model when `save` is False)."""
+    cfg.check()
+    tok = char_tokenizer(ALPHABET[:cfg.vocab])
+    symbols = torch.tensor(tok.convert_tokens_to_ids(list(ALPHABET[:cfg.vocab])))
+    L, H, D = cfg.n_layer, cfg.n_head, cfg.n_embd
+    model = build_model("clm", len(tok), L, H, D, cfg.seq_len, cfg.seed, tok.pad_token_id, tok.eos_token_id)
+    n_params = count_params(L, D, len(tok), cfg.seq_len)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    # Half-lengths from a quarter of the context up: no fixed offset to copy from (see above).
+    halves = torch.randint(max(2, cfg.half // 2), cfg.half + 1, (cfg.steps + 1,), generator=gen)
+    eval_ids = repeated_batch(symbols, EVAL_SEQUENCES, cfg.half, torch.Generator().manual_seed(cfg.seed + 1))
+    m = cfg.half
+
+    def next_batch(step: int) -> dict:
+        x = repeated_batch(symbols, cfg.batch_size, int(halves[step]), gen)
+        return {"input_ids": x, "labels": x}
+
+    def loss_fn(model, batch):
+        return model(**batch).loss
+
+    def evaluate(step: int, final: bool) -> dict:
+        out = model(input_ids=eval_ids, output_attentions=True)
+        # Position t-1 predicts token t. The first repeated token (t = m) follows a token with no
+        # earlier occurrence, so it is left out of the repeat's loss: nothing there can be copied.
+        nll = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().transpose(1, 2), eval_ids[:, 1:],
+                                                reduction="none").mean(0)
+        attn = torch.stack(out.attentions).float()           # (layers, batch, heads, T, T)
+        induction, previous = head_grids(attn.mean(1), m)
+        job.add_sample({"step": step, "attn": attn[:, 0].numpy().astype(np.float16),
+                        "induction": induction, "previous_token": previous})
+        return {"loss_first_half": nll[:m - 1].mean().item(), "loss_repeat": nll[m:].mean().item(),
+                "induction_score": float(induction.max()), "previous_token_score": float(previous.max())}
+
+    info = {"params": n_params, "uniform_loss": math.log(cfg.vocab), "layers": L, "heads": H, "half": m,
+            "example": tok.convert_ids_to_tokens(eval_ids[0].tolist())}
+    job.info.update(info)
+    settings = LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup_steps=min(cfg.warmup, cfg.steps),
+                            eval_every=cfg.eval_every, max_seconds=cfg.max_seconds)
+    result = train(model, loss_fn, next_batch, settings, job, evaluate)
+    if result.status == "diverged":
+        raise UserError(result.message)
+    job.message = result.message
+    model = model.float().eval()
+    if not save:
+        return model
+    records = list(job.records)
+    last = next(r for r in reversed(records) if "induction_score" in r)
+    summary = {**{k: v for k, v in info.items() if k != "example"}, "status": result.status,
+               "steps": result.steps, "seconds": round(result.seconds, 1),
+               "loss_repeat": last["loss_repeat"], "induction_score": last["induction_score"]}
+    return str(save_run(model, tok, "induction", cfg.to_dict(), records, summary,
+                        name=f"{L}x{H}-{cfg.key()[:6]}", owner=owner))
