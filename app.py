@@ -3,7 +3,7 @@ import datasets
 import streamlit as st
 
 datasets.disable_progress_bars()
-st.set_page_config(page_title="LLM Training Explorer", page_icon=":material/model_training:", layout="wide")
+st.set_page_config(page_title="LLM Training Explorer", page_icon="🧠", layout="wide")
 
 # The built pages, in pipeline order. The home page draws its picture from this list.
 PIPELINE = [

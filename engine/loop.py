@@ -49,13 +49,14 @@ class Diverged(RuntimeError):
 
 
 def train(model: torch.nn.Module, loss_fn: Callable, next_batch: Callable[[int], dict],
-          s: LoopSettings, reporter: Reporter, evaluate: Callable[[int], dict] | None = None,
-          params=None) -> LoopResult:
+          s: LoopSettings, reporter: Reporter, evaluate: Callable[[int, bool], dict] | None = None,
+          params=None, after_eval: Callable[[int, bool], None] | None = None) -> LoopResult:
     """Train `model` for `s.steps` steps.
 
     loss_fn(model, batch) -> loss tensor, or (loss, {metric: float}).
     next_batch(step) -> dict of tensors; "input_ids" (if present) counts the tokens.
     evaluate(step, final) -> {metric: float}, run every `s.eval_every` steps, at step 0 and at the end.
+    after_eval(step, final): slow extras (text samples, checkpoints), called once the metrics are out.
     """
     params = [p for p in (params or model.parameters()) if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]   # no weight decay on biases and norms
@@ -74,8 +75,11 @@ def train(model: torch.nn.Module, loss_fn: Callable, next_batch: Callable[[int],
         model.eval()
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=s.bf16):
             metrics = evaluate(step, final)
-        model.train()
         reporter.emit({"step": step, "elapsed": time.perf_counter() - t0 - paused, **metrics})
+        if after_eval is not None:
+            with torch.no_grad():
+                after_eval(step, final)
+        model.train()
 
     model.train()
     run_eval(0)

@@ -15,8 +15,9 @@ from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, BertConfig
 # name -> (layers, heads, width): about 50k, 200k and 1M parameters without embeddings.
 SIZES = {"50k": (2, 2, 48), "200k": (4, 4, 64), "1M": (5, 4, 128)}
 
-# Weight init draws from torch's global RNG, which all job threads share: seed it under a lock.
-_init_lock = threading.Lock()
+# torch's global RNG is shared by every thread: whoever seeds it and draws from it (weight init,
+# sampled generation) holds this lock, so concurrent jobs stay reproducible under their seeds.
+GLOBAL_RNG = threading.RLock()
 
 
 def build_model(objective: str, vocab_size: int, n_layer: int, n_head: int, n_embd: int,
@@ -45,7 +46,7 @@ def build_model(objective: str, vocab_size: int, n_layer: int, n_head: int, n_em
                          max_position_embeddings=block_size, type_vocab_size=1, hidden_act="gelu_pytorch_tanh",
                          hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, pad_token_id=pad_id)
         auto = AutoModelForMaskedLM
-    with _init_lock:
+    with GLOBAL_RNG:
         torch.manual_seed(seed)
         return auto.from_config(cfg, attn_implementation="eager")
 

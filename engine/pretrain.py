@@ -140,12 +140,10 @@ def run(cfg: PretrainConfig, job, upload: str | None = None, owner: str | None =
     def evaluate(step: int, final: bool) -> dict:
         losses = [model(**b).loss.item() for b in val_batches]
         val = sum(losses) / len(losses)
-        if step % cfg.sample_every == 0 or final:
-            job_sample(step)
         return {"val_loss": val, "val_perplexity": math.exp(min(val, 50))}
 
-    def job_sample(step: int):
-        if not hasattr(job, "add_sample"):
+    def sample(step: int, final: bool):
+        if not hasattr(job, "add_sample") or (step % cfg.sample_every and not final):
             return
         start = rng.randrange(len(data.val) - T)
         if cfg.objective == "clm":
@@ -161,7 +159,7 @@ def run(cfg: PretrainConfig, job, upload: str | None = None, owner: str | None =
         job.info.update(info)
     settings = LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup_steps=min(cfg.warmup, cfg.steps),
                             eval_every=cfg.eval_every, max_seconds=cfg.max_seconds, bf16=cfg.bf16)
-    result = train(model, loss_fn, next_batch, settings, job, evaluate)
+    result = train(model, loss_fn, next_batch, settings, job, evaluate, after_eval=sample)
     if result.status == "diverged":
         raise UserError(result.message)
     if hasattr(job, "message"):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .models import GLOBAL_RNG
+
 
 def context_length(model) -> int:
     c = model.config
@@ -21,18 +23,19 @@ def generate(model, tok, prompt: str, max_new_tokens: int = 200, temperature: fl
     Past the context window it slides: each chunk sees the last half-window of text."""
     ctx = context_length(model)
     ids = _ids(tok, prompt)[:, -(ctx // 2):] if prompt else torch.tensor([[tok.eos_token_id]])
-    if seed is not None:
-        torch.manual_seed(seed)
     sample = temperature > 0
     kw = dict(do_sample=sample, temperature=temperature if sample else None,
               top_k=(top_k or None) if sample else None, top_p=top_p if sample else None,
               pad_token_id=tok.pad_token_id, eos_token_id=None)
     new: list[int] = []
-    while len(new) < max_new_tokens:
-        window = torch.cat([ids, torch.tensor([new], dtype=torch.long)], 1)[:, -(ctx // 2):]
-        step = min(max_new_tokens - len(new), ctx - window.shape[1])
-        out = model.generate(window, attention_mask=torch.ones_like(window), max_new_tokens=step, **kw)
-        new += out[0, window.shape[1]:].tolist()
+    with GLOBAL_RNG:
+        if seed is not None:
+            torch.manual_seed(seed)
+        while len(new) < max_new_tokens:
+            window = torch.cat([ids, torch.tensor([new], dtype=torch.long)], 1)[:, -(ctx // 2):]
+            step = min(max_new_tokens - len(new), ctx - window.shape[1])
+            out = model.generate(window, attention_mask=torch.ones_like(window), max_new_tokens=step, **kw)
+            new += out[0, window.shape[1]:].tolist()
     return tok.decode(new, skip_special_tokens=True)
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import corpus, pretrain
+from engine import corpus, pretrain, runs
 from engine.config import UserError
 from engine.models import SIZES, count_params
 from engine.pretrain import PretrainConfig
@@ -146,33 +146,40 @@ def _esc(t: str) -> str:
 
 ui.live(P, draw)
 
-finished = [j for j in jobs if not j.active and j.result]
-if finished:
+# Runs to play with: this page's finished runs, or on a first visit the baked base model.
+usable = [(j.label, j.result, j) for j in jobs if not j.active and j.result]
+if not usable and not any(j.active for j in jobs):
+    usable = [("Baked base model", str(r.path), None) for r in runs.list_runs("pretrain") if r.baked]
+if usable:
     st.subheader("Use the trained model")
-    tabs = st.tabs([j.label for j in finished])
-    for tab, job in zip(tabs, finished):
+    if usable[0][2] is None:
+        st.caption("Nothing trained here yet: this is the default base model that ships with the app "
+                   "(2,500 steps on the built-in stories; `python -m engine bake` rebuilds it). Train above to use yours.")
+    tabs = st.tabs([label for label, _, _ in usable])
+    for tab, (label, path, job) in zip(tabs, usable):
         with tab:
-            model, tok, info = ui.load_run(job.result)
+            uid = job.id if job else "baked"
+            model, tok, info = ui.load_run(path)
             if info.objective == "clm":
-                prompt = st.text_input("Prompt", "One morning, ", key=f"{P}_prompt_{job.id}")
+                prompt = st.text_input("Prompt", "One morning, ", key=f"{P}_prompt_{uid}")
                 a, b, c = st.columns(3)
-                temp = a.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key=f"{P}_temp_{job.id}",
+                temp = a.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key=f"{P}_temp_{uid}",
                                 help="0 picks the most likely token every time")
-                top_k = b.slider("Top-k (0 = off)", 0, 50, 0, key=f"{P}_topk_{job.id}")
-                top_p = c.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{P}_topp_{job.id}")
-                if st.button("Generate", key=f"{P}_gen_{job.id}"):
-                    st.session_state[f"{P}_out_{job.id}"] = generate(model, tok, prompt, 200, temp, top_k, top_p)
-                if out := st.session_state.get(f"{P}_out_{job.id}"):
+                top_k = b.slider("Top-k (0 = off)", 0, 50, 0, key=f"{P}_topk_{uid}")
+                top_p = c.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{P}_topp_{uid}")
+                if st.button("Generate", key=f"{P}_gen_{uid}"):
+                    st.session_state[f"{P}_out_{uid}"] = generate(model, tok, prompt, 200, temp, top_k, top_p)
+                if out := st.session_state.get(f"{P}_out_{uid}"):
                     st.markdown(f"> **{_esc(prompt)}**{_esc(out)}")
                 probs = next_token_probs(model, tok, prompt, 12)
                 fig = go.Figure(go.Bar(x=[p for _, p in probs][::-1], y=[repr(t) for t, _ in probs][::-1],
                                        orientation="h"))
                 fig.update_layout(title="Next-token probabilities after the prompt", height=340,
                                   margin=dict(l=10, r=10, t=40, b=10), xaxis_title="probability")
-                st.plotly_chart(fig, key=f"{P}_probs_{job.id}", width="stretch")
+                st.plotly_chart(fig, key=f"{P}_probs_{uid}", width="stretch")
             else:
                 text = st.text_input("Text with <mask> where the model should guess", "Mia lives <mask>n the hill.",
-                                     key=f"{P}_masktext_{job.id}")
+                                     key=f"{P}_masktext_{uid}")
                 guesses = fill_masks(model, tok, text)
                 if not guesses:
                     st.info("Put <mask> somewhere in the text to see what the model guesses there.")
@@ -180,11 +187,11 @@ if finished:
                     st.markdown(f"position {pos}: " + ", ".join(f"`{t!r}` {p:.0%}" for t, p in top))
             a, b = st.columns(2)
             with a:
-                ui.download_run(job.result, key=f"{P}_dl_{job.id}")
+                ui.download_run(path, key=f"{P}_dl_{uid}")
             with b:
-                df = pd.DataFrame(job.snapshot()["records"])
+                df = pd.DataFrame(job.snapshot()["records"] if job else runs.read_metrics(path))
                 st.download_button("Download metrics (CSV)", df.to_csv(index=False), "metrics.csv", "text/csv",
-                                   key=f"{P}_csv_{job.id}", on_click="ignore", icon=":material/table:")
-            st.caption(f"Saved as `{job.result.split('/')[-1]}`. Load it with "
+                                   key=f"{P}_csv_{uid}", on_click="ignore", icon=":material/table:")
+            st.caption(f"Saved as `{path.split('/')[-1]}`. Load it with "
                        f"`{'AutoModelForCausalLM' if info.objective == 'clm' else 'AutoModelForMaskedLM'}"
                        f".from_pretrained(folder)`.")

@@ -90,3 +90,11 @@ def test_upload_corpus_without_a_file_asks_for_one():
     at = open_page("pretraining", {"corpus": "upload"})
     at.button(key="pt_start").click().run()
     assert any("upload" in e.value.lower() for e in at.error)
+
+
+def test_first_visit_offers_the_baked_base_model():
+    at = open_page("pretraining")
+    assert "Use the trained model" in [s.value for s in at.subheader]
+    at.button(key="pt_gen_baked").click().run()
+    assert not at.exception
+    assert any(m.value.startswith("> **One morning") for m in at.markdown)
