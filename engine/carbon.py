@@ -872,7 +872,7 @@ class CarbonConfig(StageConfig):
     small_loss: bool = field(True, LEVERS["small_loss"])
     steps: int = field(200, "training steps per variant", range=(1, 20_000))
     eval_every: int = field(25, "steps between validation evaluations", range=(1, 20_000))
-    max_seconds: int = field(30, "time limit per variant in seconds", range=(1, 120))
+    max_seconds: int = field(60, "time limit per variant in seconds", range=(1, 120))
     seed: int = field(0, "random seed, the same for every variant")
 
     def grid(self) -> float:
@@ -895,7 +895,7 @@ class CarbonConfig(StageConfig):
         return self.replace(
             preset=key, accelerator=r.accelerator, watts=float(r.watts or acc.watts),
             peak_tflops=acc.peak_flops / 1e12, length="hours" if r.hours is not None else "device_hours",
-            count=int(r.count or self.count), hours=float(r.hours or self.hours),
+            count=int(r.count or self.count), hours=round(float(r.hours or self.hours), 6),
             device_hours=int(r.device_hours or self.device_hours), pue=float(r.pue), country="custom",
             grid_g=float(r.grid_g_per_kwh))
 
@@ -981,6 +981,7 @@ def run_levers(cfg: CarbonConfig, job) -> None:
             return
         params = rep.info["params"]
         results.append({"lever": lever, "label": LEVERS[lever], "params": params, "steps": rep.steps,
+                        "planned": pcfg.steps,
                         "seconds": seconds, "footprint": footprint, "saved_bytes": rep.peak_saved,
                         "state_bytes": 16 * params, "val_loss": rep.val_loss, "target": rep.target,
                         "reached": rep.reached})

@@ -177,22 +177,24 @@ class JobRunner:
         torch.set_num_threads(1)  # per thread; 2 intra-op threads under contention ran ~100x slower
         job.status, job.started = "running", time.time()
         meter = EnergyMeter() if self.measure_energy else None
+        status = "done"
         try:
             if meter:
                 meter.start()
             job.result = job.fn(job)
-            if job.status in ("running", "paused"):
-                job.status = "stopped" if job.should_stop() else "done"
+            if job.should_stop():
+                status = "stopped"
         except UserError as e:
-            job.status, job.message = "failed", str(e)
+            status, job.message = "failed", str(e)
         except Exception as e:  # a bug, not the user's fault: keep the app alive, say what broke
-            job.status, job.message = "failed", f"{type(e).__name__}: {e}"
+            status, job.message = "failed", f"{type(e).__name__}: {e}"
             traceback.print_exc()
         finally:
-            if meter:
+            if meter:  # recorded before the status changes, so a page that sees "done" sees the cost
                 job.footprint = meter.stop()
                 LEDGER.add(job.owner, job.stage, job.footprint, job.label)
             job.finished = time.time()
+            job.status = status
             with self._cond:
                 self._running -= 1
                 self._durations.append(job.finished - job.started)

@@ -114,7 +114,7 @@ def run(cfg: PretrainConfig, job, upload: str | None = None, owner: str | None =
     model = build_model(cfg.objective, len(tok), L, H, D, T, cfg.seed, tok.pad_token_id, tok.eos_token_id,
                         arch=cfg.arch)
     if cfg.grad_checkpoint:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     gen = torch.Generator().manual_seed(cfg.seed)
     collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=cfg.mask_prob, seed=cfg.seed) \
         if cfg.objective == "mlm" else None

@@ -1,6 +1,7 @@
 """Carbon footprint: what this app's own training used, what real training runs use, and what cuts it."""
 import datetime
 import os
+import time
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -8,17 +9,29 @@ import streamlit as st
 
 from engine import carbon
 from engine.carbon import CarbonConfig, CarbonInputError
+from engine.pretrain import PretrainConfig
 from pages import ui
 
 P = "cc"  # widget-key prefix and job slot of this page
 ui.init_config(CarbonConfig, P)
 hlp = lambda name: ui.widget_help(CarbonConfig, name)  # noqa: E731
 GRID = {r.iso: r for r in carbon.grid_intensities()}
+INPUTS = {  # the calculator's labels for the input names CarbonInputError messages start with
+    "count": "Devices", "hours": "Wall-clock hours", "device_hours": "Device-hours", "watts": "Power per device",
+    "pue": "PUE", "grid_g_per_kwh": "Grid intensity", "n_params": "Parameters N", "n_tokens": "Training tokens D",
+    "mfu": "MFU", "peak_flops": "Peak FLOP/s"}
 
 
 def num(x: float) -> str:
     """Three significant figures, thousands separated, never in e-notation."""
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def sum_totals(parts) -> carbon.Totals:
+    out = carbon.Totals()
+    for t in parts:
+        out.merge(t)
+    return out
 
 
 def grid_label(iso: str) -> str:
@@ -35,7 +48,9 @@ st.markdown(
 # --- measured here --------------------------------------------------------------------------------
 st.header("Measured here")
 owner = ui.session_id()
-mine, everyone = carbon.LEDGER.total(owner), carbon.LEDGER.total()
+# Totals from the per-page figures, so the numbers and the chart below agree even if a job ends meanwhile.
+pages_mine, pages_all = carbon.LEDGER.by_page(owner), carbon.LEDGER.by_page()
+mine, everyone = sum_totals(pages_mine.values()), sum_totals(pages_all.values())
 for title, t in (("Your session", mine), ("The whole app, since this server started", everyone)):
     st.markdown(f"**{title}**")
     m = st.columns(4)
@@ -55,7 +70,6 @@ else:
     else:
         st.warning(f"**These are estimates, not meter readings.** How codecarbon made them on this machine "
                    f"(latest job): {fp.method}", icon=":material/info:")
-    pages_mine, pages_all = carbon.LEDGER.by_page(owner), carbon.LEDGER.by_page()
     names = list(pages_all)
     fig = go.Figure([go.Bar(name="your session", x=names, y=[pages_mine[p].energy_kwh * 1000 if p in pages_mine
                                                               else 0 for p in names]),
@@ -165,13 +179,15 @@ cfg: CarbonConfig = ui.read_config(CarbonConfig, P)
 try:
     est = carbon.estimate(cfg.run())
 except CarbonInputError as e:
-    st.error(str(e), icon=":material/error:")
+    name, _, rest = str(e).partition(" ")   # the message starts with the input's name in the engine
+    st.error(f"{INPUTS.get(name, name)} {rest}", icon=":material/error:")
 else:
     m = st.columns(4)
     m[0].metric("energy", f"{num(est.kwh)} kWh")
     m[1].metric("emissions", f"{num(est.t_co2e)} t CO2e")
     m[2].metric("device-hours", num(est.device_hours))
-    m[3].metric("wall-clock", "–" if est.wall_hours is None else f"{num(est.wall_hours / 24)} days")
+    m[3].metric("wall-clock", "–" if est.wall_hours is None else f"{num(est.wall_hours)} hours"
+                if est.wall_hours < 48 else f"{num(est.wall_hours / 24)} days")
     st.code("\n".join(est.steps), language=None)
     st.markdown("**That is about**\n" + "\n".join(f"- **{e.text}** ({e.factor.source})" for e in est.equivalents))
     if est.accelerator:
@@ -227,11 +243,12 @@ st.caption(f"The claim: {myth.claim_source} The figure: {myth.fact_source}. A ho
 # --- reducing the footprint, measured -----------------------------------------------------------------
 st.header("Reducing the footprint, measured")
 st.markdown(
-    "The same tiny GPT (about 210k parameters, the built-in stories, character tokens) trained on this CPU under "
-    "each lever, one after another in a single job so they do not slow each other down. The **fp32 baseline** "
-    "always runs. **bf16 autocast** does the matrix products in bfloat16. **Gradient checkpointing** keeps fewer "
-    "activations and recomputes them in the backward pass. The **smaller model** (about 65k parameters) trains for "
-    "the same steps, or, with a schedule ten times as long, until its validation loss reaches the baseline's. "
+    f"The same tiny GPT (the Pretraining page's default size, {PretrainConfig().size}, on the built-in stories) "
+    "trained on this CPU under each lever, one after another in a single job so they do not slow each other down. "
+    "The **fp32 baseline** always runs. **bf16 autocast** does the matrix products in bfloat16. **Gradient "
+    "checkpointing** keeps fewer activations and recomputes them in the backward pass. The **smaller model** "
+    f"(size {carbon.SMALL}) trains for the same steps, or, with a schedule {carbon.SMALL_LOSS_STEPS} times as long, "
+    "until its validation loss reaches the baseline's. "
     "Cleaner grids and a better PUE need other data centres: try them in the calculator above.")
 with st.container(border=True):
     a = st.columns(4)
@@ -252,16 +269,32 @@ def submissions() -> list[dict]:
                  fn=lambda job: carbon.run_levers(cfg, job))]
 
 
-jobs = ui.controls(P, submissions, label="Run")
+ui.controls(P, submissions, label="Run")
+COLORS = dict(zip(carbon.LEVERS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728")))
+DASHES = {"bf16": "dash", "ckpt": "dot"}   # both retrace the baseline's curve: keep it visible
+
+
+def note(d: dict) -> str:
+    if d["target"] is not None:
+        return (f"reached {d['target']:.3f} at step {d['reached']}" if d["reached"] else
+                f"did not reach {d['target']:.3f} in {d['steps']} steps")
+    return f"time limit: {d['steps']} of {d['planned']} steps" if d["steps"] < d["planned"] else ""
 
 
 def draw(snaps: list[dict]) -> None:
     snap, job = snaps[0], ui.jobs_of(P)[0]
+    # The runner marks a job finished a moment before it books the job's energy in the ledger: wait for
+    # that, so the page's rerun when the job ends shows it under "Measured here".
+    deadline = time.time() + 5
+    while job.started and not job.active and job.footprint is None and time.time() < deadline:
+        time.sleep(0.05)
+    snap["footprint"] = job.footprint
     ui.status_line(snap, job)
     series = {}
     for r in snap["records"]:
         if "val_loss" in r:
-            s = series.setdefault(r["lever"], dict(name=carbon.LEVERS[r["lever"]], x=[], y=[], markers=True))
+            s = series.setdefault(r["lever"], dict(name=carbon.LEVERS[r["lever"]], x=[], y=[], markers=True,
+                                                   color=COLORS[r["lever"]], dash=DASHES.get(r["lever"])))
             s["x"].append(r["lever_step"])
             s["y"].append(r["val_loss"])
     done = snap["info"].get("levers", [])
@@ -276,21 +309,23 @@ def draw(snaps: list[dict]) -> None:
         "energy (Wh)": (d["footprint"].energy_kwh or float("nan")) * 1000,
         "energy / baseline": (d["footprint"].energy_kwh or float("nan")) / base,
         "saved for backward (MiB)": d["saved_bytes"] / 2**20, "weights+grads+AdamW (MiB)": d["state_bytes"] / 2**20,
-        "final val loss": d["val_loss"],
-        "reached the baseline's loss": "" if d["target"] is None else
-        (f"at step {d['reached']}" if d["reached"] else f"no, within {d['steps']} steps")} for d in done]),
+        "final val loss": d["val_loss"], "note": note(d)} for d in done]),
         hide_index=True, width="stretch", key=f"{P}_levers",
         column_config={c: st.column_config.NumberColumn(format=f) for c, f in (
-            ("time (s)", "%.1f"), ("energy (Wh)", "%.4f"), ("energy / baseline", "%.2f"),
+            ("parameters", "localized"), ("time (s)", "%.1f"), ("energy (Wh)", "%.4f"), ("energy / baseline", "%.2f"),
             ("saved for backward (MiB)", "%.1f"), ("weights+grads+AdamW (MiB)", "%.1f"), ("final val loss", "%.3f"))})
-    fp = done[-1]["footprint"]
+    if any(d["target"] is None and d["steps"] < d["planned"] for d in done):
+        st.warning("Some variants stopped at the time limit, so they did less work than the others and their "
+                   "energy is not comparable: raise the time limit or lower the steps.", icon=":material/timer:")
+    kind = done[-1]["footprint"].kind
     st.caption(
         "**What was measured.** Time: wall clock per variant (building the model, training, evaluating). Energy: "
-        f"one codecarbon meter per variant ({fp.kind}; {fp.method}) **Saved for backward**: the tensors autograd "
-        "keeps for the backward pass, at their largest in any step, counted by a `saved_tensors_hooks` pack hook "
-        "(each storage once, parameters left out); it leaves out what checkpointing recomputes one layer at a "
-        "time during the backward pass, and all other memory. **Weights+grads+AdamW**: 16 bytes per parameter, "
-        "computed, not measured.")
+        f"one codecarbon meter per variant, inside the job's own; {kind}, as described under Measured here"
+        + (", so it follows the time closely" if kind != "measured" else "") + ". **Saved for backward**: the "
+        "tensors autograd keeps for the backward pass, at their largest in any step, counted by a "
+        "`saved_tensors_hooks` pack hook (each storage once, parameters left out); it leaves out what checkpointing "
+        "recomputes one layer at a time during the backward pass, and all other memory. **Weights+grads+AdamW**: "
+        "16 bytes per parameter, computed, not measured.")
     if (load := os.getloadavg()[0]) > (os.cpu_count() or 1):
         st.caption(f"This machine is busy (load {load:.1f} on {os.cpu_count()} cores): times and energies include "
                    "waiting for the CPU. Run again to see how much they vary.")

@@ -84,7 +84,7 @@ def submissions() -> list[dict]:
     data = pretrain.prepare(cfg, text)         # tokenizes once; too-short text is refused here
     owner = ui.session_id()
     return [dict(key=one.key(data.text_digest), label={"clm": "GPT (next token)", "mlm": "BERT (masked token)"}[one.objective],
-                 total_steps=one.steps, max_seconds=one.max_seconds,
+                 total_steps=one.steps, max_seconds=one.max_seconds, stage="pretrain",
                  fn=lambda job, one=one: pretrain.run(one, job, upload=text, owner=owner))
             for one in cfg.objectives()]
 
