@@ -85,7 +85,8 @@ class CleaningResult:
 
 
 def clean(ds, cfg: CleaningConfig = CleaningConfig(), progress=None) -> CleaningResult:
-    """Run every enabled stage on a dataset with a `text` column (labelled `label` if scored).
+    """Run every enabled stage on a dataset with a `text` column (labelled `label` if scored;
+    a `tokens` column, if present, is taken as each text's count_tokens, not counted again).
     progress, if given, is called as progress(fraction_done, stage_name)."""
     start = time.perf_counter()
     unknown = set(cfg.heuristics.split(",")) - set(HEURISTICS) - {""}
@@ -162,6 +163,8 @@ def precision_recall(flagged, labels, positives) -> dict:
 # ---------------------------------------------------------------- stages
 
 def _count_tokens(run: _Run, _name):
+    if "tokens" in run.ds.column_names:  # counted by the caller already (the Data page's per-source table)
+        return run.ds
     return run.ds.map(lambda b: {"tokens": count_tokens(b["text"])}, batched=True, batch_size=1000,
                       new_fingerprint=f"tokens-{id(run)}")
 

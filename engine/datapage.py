@@ -3,12 +3,16 @@ measurements, "does cleaning matter?" (two tiny GPTs through the one loop) and t
 the datasets real models were trained on, each with its source."""
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import math
 import re
+import time
 import typing
 
 import torch
+from tokenizers import Tokenizer
 
 from .cleaning import TEXT_JUNK, CleaningConfig, TrainTexts, precision_recall
 from .config import StageConfig, UserError, field
@@ -19,7 +23,7 @@ from .loop import LoopSettings, train
 from .models import SIZES, build_model
 from .pretrain import windows
 from .quality import QualityConfig, quality_filter
-from .tokenizer import bpe_tokenizer, char_tokenizer, encode
+from .tokenizer import SPECIALS, bpe_tokenizer, char_tokenizer, encode
 
 
 @dataclasses.dataclass
@@ -67,9 +71,7 @@ def _flatten(parts: dict) -> type:
         cls = parts[which][0]
         return cls(**{f.name: getattr(self, names[which, f.name]) for f in dataclasses.fields(cls)})
 
-    cls = dataclasses.make_dataclass("DataConfig", fields, bases=(StageConfig,), namespace={"part": part})
-    cls.flat_name = staticmethod(lambda which, name: names[which, name])
-    return cls
+    return dataclasses.make_dataclass("DataConfig", fields, bases=(StageConfig,), namespace={"part": part})
 
 
 DataConfig = _flatten(PARTS)
@@ -85,21 +87,20 @@ def hub_documents(name: str, column: str = "text"):
     return to_dataset(docs, "upload", "unlabelled")
 
 
-def source_table(crawl, kept=None) -> list[dict]:
+def source_table(crawl, kept) -> list[dict]:
     """Documents, words and tokens per source from the crawl's `tokens` column (counted once,
-    by the caller), plus what survived cleaning when `kept` (the cleaned dataset) is given."""
+    by the caller), and how many of them `kept` (the cleaned dataset) still holds."""
     rows: dict[str, dict] = {}
     for text, source, n in zip(crawl["text"], crawl["source"], crawl["tokens"]):
         r = rows.setdefault(source, {"source": source, "documents": 0, "words": 0, "tokens": 0})
         r["documents"] += 1
         r["words"] += len(text.split())
         r["tokens"] += n
-    if kept is not None:
-        for r in rows.values():
-            r["documents kept"] = r["tokens kept"] = 0
-        for source, n in zip(kept["source"], kept["tokens"]):
-            rows[source]["documents kept"] += 1
-            rows[source]["tokens kept"] += n
+        r.setdefault("documents kept", 0)
+        r.setdefault("tokens kept", 0)
+    for source, n in zip(kept["source"], kept["tokens"]):
+        rows[source]["documents kept"] += 1
+        rows[source]["tokens kept"] += n
     return sorted(rows.values(), key=lambda r: -r["documents"])
 
 
@@ -110,10 +111,29 @@ def with_tokens(crawl):
 
 # ---------------------------------------------------------------- model-based quality filter
 
-def quality_job(crawl, cfg: QualityConfig, job) -> None:
+class _Stopped(Exception):
+    pass
+
+
+def quality_job(crawl, cfg: QualityConfig, job, max_seconds: float = MAX_JOB_SECONDS) -> None:
     """Embed and score the crawl in a job; the page reads P(junk) from job.info and applies
-    its threshold itself, so moving the threshold needs no new job."""
-    res = quality_filter(crawl, cfg, progress=lambda f, _stage: job.info.update(progress=f))
+    its threshold itself, so moving the threshold needs no new job. Stop and the time limit are
+    honoured between embedding batches (quality_filter has no flags of its own; its progress
+    hook is the way in)."""
+    start = time.monotonic()
+
+    def progress(fraction: float, _stage: str) -> None:
+        job.info["progress"] = fraction
+        if job.should_stop():
+            raise _Stopped
+        if time.monotonic() - start > max_seconds:
+            raise UserError(f"Embedding stopped at the time limit of {max_seconds:.0f} s ({fraction:.0%} done): "
+                            "the server is busy. Try a smaller crawl or fewer tokens per document.")
+
+    try:
+        res = quality_filter(crawl, cfg, progress=progress)
+    except _Stopped:
+        return
     job.info.update(p_junk=res.p_junk, train_ids=res.train_ids, seconds=res.seconds)
 
 
@@ -129,7 +149,7 @@ def quality_score(labels: list[str], ids: list[int], p_junk: list[float], train_
 # ---------------------------------------------------------------- tokenizer lab
 
 LAB_VOCABS = (260, 512, 1024, 2048, 4096, 8192)  # 260: the 256 bytes and 4 specials, no merges
-LAB_CHARS = 250_000  # text per tokenizer training in the sweep: six trainings stay near a second each
+LAB_CHARS = 250_000  # mixture text to train the lab's tokenizer on, and as much again to measure it
 
 
 def mixture(crawl) -> list[tuple[str, str]]:
@@ -166,12 +186,26 @@ def tokens_per_word(tok, docs: list[tuple[str, str]], chars: int = 100_000) -> l
     return rows
 
 
-def vocab_sweep(train_text: str, test_text: str, width: int, vocabs=LAB_VOCABS) -> list[dict]:
+def truncate_bpe(big, vocab: int):
+    """A byte-level BPE tokenizer cut to `vocab` entries. BPE learns its merges greedily, one at
+    a time, whatever the target size, so the first k merges of a big training are what a
+    training to the smaller size learns: cutting is exact, and much cheaper than retraining."""
+    from transformers import PreTrainedTokenizerFast
+
+    spec = json.loads(big.backend_tokenizer.to_str())
+    merges = spec["model"]["merges"]
+    base = len(spec["model"]["vocab"]) - len(merges)  # the specials and 256 bytes come before the merges
+    spec["model"]["vocab"] = {t: i for t, i in spec["model"]["vocab"].items() if i < vocab}
+    spec["model"]["merges"] = merges[:max(vocab - base, 0)]
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), **SPECIALS)
+
+
+def vocab_sweep(big, test_text: str, width: int, vocabs=LAB_VOCABS) -> list[dict]:
     """For each vocabulary size: tokens the unseen test text becomes (sequence length) and
     the embedding matrix's parameters (vocab x width): the trade-off a vocabulary size sets."""
     rows = []
     for v in vocabs:
-        n = len(encode(bpe_tokenizer(train_text, v), test_text))
+        n = len(encode(truncate_bpe(big, v), test_text))
         rows.append({"vocab": v, "tokens": n, "chars per token": len(test_text) / n,
                      "embedding parameters": v * width})
     return rows
@@ -211,7 +245,7 @@ class _Tagged:
 
 
 def compare(cfg: CompareConfig, texts: TrainTexts, job) -> None:
-    """Train two identical tiny GPTs (same seed, shape, steps and batch positions) through the
+    """Train two identical tiny GPTs (same initial weights, steps and batch positions) through the
     one loop, one on the raw crawl text, one on the cleaned text, one after the other so they
     do not slow each other down. Both are scored on the same clean held-out text with the same
     character tokenizer, so their losses are comparable. Finals go to job.info["final"]."""
@@ -228,11 +262,14 @@ def compare(cfg: CompareConfig, texts: TrainTexts, job) -> None:
     starts = torch.linspace(0, len(val) - T, n_eval).long()
     val_batches = [windows(val, starts[i:i + B], T) for i in range(0, n_eval, B)]
     L, H, D = SIZES[cfg.size]
+    # One untrained model, copied for each run: build_model seeds torch's global RNG, which other
+    # jobs' threads also draw from (any nn.Linear constructor), so two builds can differ.
+    untrained = build_model("clm", len(tok), L, H, D, T, cfg.seed, tok.pad_token_id, tok.eos_token_id)
     job.info.update(vocab_size=len(tok), uniform_loss=math.log(len(tok)), train_chars=texts.budget,
-                    heldout_chars=len(val), seen_chars=cfg.steps * B * T, final={})
+                    heldout_chars=len(val), note=texts.note, final={})
     for k, name in enumerate(RUNS):
         ids = train_ids[name]
-        model = build_model("clm", len(tok), L, H, D, T, cfg.seed, tok.pad_token_id, tok.eos_token_id)
+        model = copy.deepcopy(untrained)
         gen = torch.Generator().manual_seed(cfg.seed)
 
         def next_batch(step: int, ids=ids, gen=gen) -> dict:
@@ -249,12 +286,13 @@ def compare(cfg: CompareConfig, texts: TrainTexts, job) -> None:
                        evaluate)
         if result.status == "diverged":
             raise UserError(f"The {name} model: {result.message}")
-        final = next(r["val_loss"] for r in reversed(job.records) if r.get("run") == name and "val_loss" in r)
-        job.info["final"] = {**job.info["final"], name: final}
-        if result.message:
-            job.message = f"{name}: {result.message}"
+        if result.status == "time limit":  # the other model would get a different budget: no fair comparison
+            raise UserError(f"The {name} model {result.message}. Both must train the same steps: lower the steps "
+                            "or raise the time limit.")
         if job.should_stop():
             return
+        final = next(r["val_loss"] for r in reversed(job.records) if r.get("run") == name and "val_loss" in r)
+        job.info["final"] = {**job.info["final"], name: final}
 
 
 # ---------------------------------------------------------------- scale in context

@@ -17,6 +17,7 @@ import torch
 
 from .cleaning import TEXT_JUNK, precision_recall
 from .config import StageConfig, UserError, field
+from .models import GLOBAL_RNG
 
 _load_lock = threading.Lock()
 
@@ -68,7 +69,8 @@ def quality_filter(ds, cfg: QualityConfig = QualityConfig(), progress=None) -> Q
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, steps: int = 300, weight_decay: float = 1e-3):
     """Logistic regression: one linear layer, cross-entropy, full-batch L-BFGS. Zero init, so
     the fit is the same every time (the loss is convex: any start reaches the one optimum)."""
-    clf = torch.nn.Linear(x.shape[1], 1)
+    with GLOBAL_RNG:  # the constructor draws a random init from the RNG other jobs' threads share
+        clf = torch.nn.Linear(x.shape[1], 1)
     torch.nn.init.zeros_(clf.weight)
     torch.nn.init.zeros_(clf.bias)
     opt = torch.optim.LBFGS(clf.parameters(), max_iter=steps)

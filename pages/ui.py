@@ -86,9 +86,13 @@ def start_jobs(slot: str, submissions: Callable[[], list[dict]]) -> None:
     st.session_state.pop(f"_error_{slot}", None)
     for j in jobs_of(slot):
         j.stop()
+    jobs = []
     try:
-        jobs = [runner().submit(owner=session_id(), **kw) for kw in submissions()]
+        for kw in submissions():
+            jobs.append(runner().submit(owner=session_id(), **kw))
     except UserError as e:
+        for j in jobs:  # all or nothing: a half-started pair would run unseen
+            j.stop()
         st.session_state[f"_error_{slot}"] = str(e)
         return
     st.session_state[f"_jobs_{slot}"] = [j.id for j in jobs]

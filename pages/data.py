@@ -1,0 +1,497 @@
+"""Data: where training text comes from, how a raw crawl is cleaned, how text becomes tokens,
+and whether cleaning matters, measured by training two tiny GPTs."""
+import hashlib
+import html
+import math
+import os
+
+import datasets
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from engine import datapage
+from engine.cleaning import HEURISTICS, POSITIVES, CleaningConfig, clean, train_texts
+from engine.config import UserError
+from engine.crawl import LABELS, CrawlConfig, build_crawl, read_documents
+from engine.datapage import DataConfig
+from engine.limits import MAX_JOB_SECONDS, MAX_UPLOAD_BYTES
+from engine.models import SIZES
+from engine.tokenizer import bpe_tokenizer
+from pages import ui
+
+datasets.disable_progress_bars()  # app.py does this too; the page also runs on its own (tests)
+P = "dt"  # widget-key prefix of this page; job slots below add a suffix
+Q, CMP = f"{P}_quality", f"{P}_compare"
+hlp = lambda name: ui.widget_help(DataConfig, name)  # noqa: E731
+
+# name: (label, min, max, step). Link values outside a widget's range are clamped to it (the
+# config's own ranges are wider), so any link opens a working page.
+SLIDERS = {
+    "w_python_docs": ("Python docs (prose)", 0.0, 1.0, 0.05),
+    "w_stdlib_code": ("Standard library source (code)", 0.0, 1.0, 0.05),
+    "w_world": ("Built-in world stories", 0.0, 1.0, 0.05),
+    "w_upload": ("Your data (upload or hub)", 0.0, 1.0, 0.05),
+    **{f"p_{k}": (k.replace("_", " ").capitalize(), 0.0, 0.5, 0.01)
+       for k in ("boilerplate", "spam", "markup", "duplicate", "near_duplicate", "foreign", "pii")},
+    "min_words": ("Min words", 0, 1000, 10),
+    "min_mean_word_len": ("Min mean word length", 0.0, 10.0, 0.1),
+    "max_mean_word_len": ("Max mean word length", 3.0, 30.0, 0.5),
+    "max_symbol_ratio": ("Max symbols per word", 0.0, 1.0, 0.01),
+    "min_line_punct": ("Min share of lines ending in punctuation", 0.0, 1.0, 0.01),
+    "min_stop_words": ("Min distinct stop words", 0, 8, 1),
+    "max_repeated_lines": ("Max share of repeated lines", 0.0, 1.0, 0.01),
+    "shingle_words": ("Words per shingle", 1, 20, 1),
+    "jaccard": ("Near-duplicate above Jaccard", 0.1, 1.0, 0.01),
+    "num_perm": ("MinHash permutations", 16, 512, 16),
+    "quality_n_train": ("Labelled training documents", 4, 400, 2),
+    "quality_threshold": ("Flag when P(junk) is above", 0.0, 1.0, 0.01),
+    "vocab_size": ("BPE vocabulary size", 260, 8192, 4),
+}
+# The other numeric widgets: name: (min, max); and the choices of the two select sliders.
+NUMBERS = {"n_docs": (50, 20000), "seed": (0, 2**31 - 1), "max_words": (1, 10_000_000),
+           "compare_budget": (10_000, 5_000_000), "compare_steps": (10, 20_000), "compare_eval_every": (1, 20_000),
+           "compare_batch_size": (1, 128), "compare_block_size": (16, 256), "compare_seed": (0, 2**31 - 1),
+           "compare_max_seconds": (5, MAX_JOB_SECONDS // 2)}
+CHOICES = {"quality_max_tokens": (16, 32, 64, 128, 256), "compare_lr": (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2)}
+STAGES = {"raw": "raw crawl", "normalize": "normalised", "word_count": "word count", "word_length": "word length",
+          "symbols": "symbols", "line_punct": "line punctuation", "stop_words": "stop words",
+          "repeated_lines": "repeated lines", "exact_dedup": "exact dedup", "near_dedup": "near dedup",
+          "pii": "PII redacted"}
+
+ui.init_config(DataConfig, P)
+for name, (lo, hi) in [*((n, s[1:3]) for n, s in SLIDERS.items()), *NUMBERS.items()]:
+    if not lo <= (value := st.session_state[f"{P}.{name}"]) <= hi:
+        st.session_state[f"{P}.{name}"] = min(max(value, lo), hi)
+for name, options in CHOICES.items():  # a link value between choices snaps to the nearest (all are > 0)
+    if (value := st.session_state[f"{P}.{name}"]) not in options:
+        st.session_state[f"{P}.{name}"] = min(options, key=lambda o: abs(math.log(o / value)))
+# The heuristics field is a comma-separated string; its widget is a multiselect with its own key.
+st.session_state.setdefault(f"{P}_rules", [r for r in HEURISTICS if r in st.session_state[f"{P}.heuristics"]])
+st.session_state[f"{P}.heuristics"] = ",".join(r for r in HEURISTICS if r in st.session_state[f"{P}_rules"])
+# Widget values are in the session before the widgets are drawn, so the config can be read
+# here and each section can show results right under its own controls.
+cfg = ui.read_config(DataConfig, P)
+crawl_cfg, clean_cfg, q_cfg, cmp_cfg = (cfg.part(p) for p in ("crawl", "cleaning", "quality", "compare"))
+
+
+def human(n: float) -> str:
+    """753k, 4.3B, 15T: sizes across ten orders of magnitude, readable at a glance."""
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def slider(name: str, where=st) -> None:
+    label, lo, hi, step = SLIDERS[name]
+    where.slider(label, lo, hi, step=step, key=f"{P}.{name}", help=hlp(name))
+
+
+@st.cache_data(max_entries=8, show_spinner="Building the crawl and counting its tokens…")
+def get_crawl(params: dict, upload_key: str, _upload):
+    """The labelled crawl with each document's token count (counted once: the funnel reuses it)."""
+    return datapage.with_tokens(build_crawl(CrawlConfig(**params), _upload))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def get_cleaned(crawl_key: str, params: dict, _crawl):
+    # Elements made inside a cached function are replayed on a hit: the bar shows while the
+    # pipeline runs the first time and is gone (replayed as emptied) afterwards.
+    bar = st.progress(0.0, text="Cleaning…")
+    res = clean(_crawl, CleaningConfig(**params),
+                progress=lambda f, stage: bar.progress(f, text=f"Cleaning: {STAGES.get(stage, stage)}…"))
+    bar.empty()
+    return res
+
+
+@st.cache_resource(max_entries=4, show_spinner="Training the BPE tokenizer…")
+def get_bpe(crawl_key: str, _train_text: str):
+    """BPE at the largest vocabulary; smaller ones are cut from it (exact, see truncate_bpe)."""
+    return bpe_tokenizer(_train_text, max(datapage.LAB_VOCABS))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def get_tokens_per_word(crawl_key: str, vocab: int, _tok, _mix):
+    return datapage.tokens_per_word(_tok, _mix)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def get_sweep(crawl_key: str, width: int, _big, _test: str):
+    return datapage.vocab_sweep(_big, _test, width)
+
+
+st.title("Data")
+st.markdown(
+    "A language model is what its data makes it. Web text arrives as a **raw crawl**: real pages mixed with "
+    "navigation menus, spam, raw HTML, copies, other languages and personal data. Here a simulated crawl mixes "
+    "real text with labelled junk of each kind, so every filter can be **scored against the truth**. Move a "
+    "threshold and the pipeline runs again; then train two tiny GPTs to see whether cleaning pays off.")
+
+# --- sources and mixture ----------------------------------------------------------------------------
+st.header("Sources and mixture")
+left, right = st.columns([3, 2])
+with left:
+    st.markdown("**Mixture weights** (shares of the clean documents)")
+    a, b = st.columns(2)
+    for i, name in enumerate(("w_python_docs", "w_stdlib_code", "w_world", "w_upload")):
+        slider(name, (a, b)[i % 2])
+    a, b = st.columns(2)
+    a.number_input("Documents in the crawl", *NUMBERS["n_docs"], step=250, key=f"{P}.n_docs", help=hlp("n_docs"))
+    b.number_input("Crawl seed", *NUMBERS["seed"], key=f"{P}.seed", help=hlp("seed"))
+    with st.expander("Junk in the crawl (shares of all documents)"):
+        a, b = st.columns(2)
+        for i, k in enumerate(("boilerplate", "spam", "markup", "duplicate", "near_duplicate", "foreign", "pii")):
+            slider(f"p_{k}", (a, b)[i % 2])
+with right:
+    st.markdown("**Your data**")
+    up = st.file_uploader("Upload .txt, .jsonl, .csv or .parquet", type=["txt", "jsonl", "csv", "parquet"],
+                          key=f"{P}_file", help=f"At most {MAX_UPLOAD_BYTES / 1e6:.0f} MB. Text comes from a "
+                          "column named 'text', else the first text column; a .txt splits at blank lines.")
+    if up is not None and st.session_state.get(f"_{P}_upload", {}).get("file_id") != up.file_id:
+        try:
+            got = read_documents(up.getvalue(), up.name)
+            st.session_state[f"_{P}_upload"] = {
+                "file_id": up.file_id, "name": up.name, "dataset": got.dataset, "bad_lines": got.bad_lines,
+                "key": hashlib.sha1(up.getvalue()).hexdigest()[:16], "column": got.column}
+        except UserError as e:
+            st.session_state.pop(f"_{P}_upload", None)
+            st.error(str(e), icon=":material/error:")
+    elif up is None and st.session_state.get(f"_{P}_upload", {}).get("file_id"):
+        st.session_state.pop(f"_{P}_upload")  # the file was removed from the uploader
+
+    def load_hub() -> None:
+        st.session_state.pop(f"_{P}_hub_error", None)
+        try:
+            name = st.session_state[f"{P}.hub_name"]
+            st.session_state[f"_{P}_upload"] = {"file_id": None, "name": f"hub: {name}", "bad_lines": [],
+                                                "dataset": datapage.hub_documents(name), "column": "text",
+                                                "key": hashlib.sha1(name.encode()).hexdigest()[:16]}
+        except UserError as e:
+            st.session_state[f"_{P}_hub_error"] = str(e)
+
+    a, b = st.columns([3, 1], vertical_alignment="bottom")
+    a.text_input("…or a Hugging Face dataset", key=f"{P}.hub_name", placeholder="roneneldan/TinyStories")
+    b.button("Load", key=f"{P}_hub_load", on_click=load_hub, width="stretch")
+    if err := st.session_state.get(f"_{P}_hub_error"):
+        st.error(err, icon=":material/cloud_off:")
+    upload = st.session_state.get(f"_{P}_upload")
+    if upload:
+        st.caption(f"Loaded **{upload['name']}**: {len(upload['dataset']):,} documents from column "
+                   f"'{upload['column']}'." + ("" if crawl_cfg.w_upload else " Raise *Your data* to mix it in."))
+        if upload["bad_lines"]:
+            lines = upload["bad_lines"]
+            st.warning(f"{len(lines)} line(s) were not valid JSON objects and were skipped: line "
+                       f"{', '.join(map(str, lines[:20]))}{' …' if len(lines) > 20 else ''}.",
+                       icon=":material/warning:")
+
+try:
+    crawl = get_crawl(crawl_cfg.to_dict(), upload["key"] if upload else "", upload["dataset"] if upload else None)
+except UserError as e:
+    st.error(str(e), icon=":material/error:")
+    st.stop()
+crawl_key = crawl_cfg.key(upload["key"] if upload else "")
+result = get_cleaned(crawl_key, clean_cfg.to_dict(), crawl)
+
+st.dataframe(pd.DataFrame(datapage.source_table(crawl, result.dataset)),
+             hide_index=True, width="stretch", key=f"{P}_sources",
+             column_config={c: st.column_config.NumberColumn(format="localized") for c in
+                            ("documents", "words", "tokens", "documents kept", "tokens kept")})
+st.caption("Tokens are counted with all-MiniLM-L6-v2's WordPiece vocabulary (BERT's, 30,522 entries). "
+           "*web* is the junk the crawl picked up from pages nobody chose; copies count under their original's source.")
+
+# --- the cleaning pipeline ----------------------------------------------------------------------------
+st.header("The cleaning pipeline")
+st.markdown(
+    "Each stage runs in order on what the last one kept: **normalise** Unicode and whitespace, the **heuristic "
+    "filters** of Gopher (Rae et al. 2021), C4 (Raffel et al. 2020) and FineWeb (Penedo et al. 2024), **exact** "
+    "and **near-duplicate** removal (MinHash + LSH), and **PII redaction** (e-mail addresses and phone numbers "
+    "become placeholders; the document stays).")
+with st.container(border=True):
+    st.multiselect("Heuristic filters", HEURISTICS, key=f"{P}_rules", help=hlp("heuristics"))
+    c = st.columns(4)
+    slider("min_words", c[0])
+    c[1].number_input("Max words", *NUMBERS["max_words"], key=f"{P}.max_words", help=hlp("max_words"))
+    for col, name in zip(c[2:], ("min_mean_word_len", "max_mean_word_len")):
+        slider(name, col)
+    for col, name in zip(st.columns(4), ("max_symbol_ratio", "min_line_punct", "min_stop_words",
+                                         "max_repeated_lines")):
+        slider(name, col)
+    c = st.columns(4)
+    for col, name in zip(c, ("normalize", "exact_dedup", "near_dedup", "redact_pii")):
+        col.toggle({"normalize": "Normalise first", "exact_dedup": "Exact dedup", "near_dedup": "Near dedup",
+                    "redact_pii": "Redact PII"}[name], key=f"{P}.{name}", help=hlp(name))
+    c[0].toggle("Prose heuristics on code too", key=f"{P}.heuristics_on_code", help=hlp("heuristics_on_code"))
+    for col, name in zip(c[1:], ("shingle_words", "jaccard", "num_perm")):
+        slider(name, col)
+
+if result.message:
+    st.warning(result.message, icon=":material/filter_alt_off:")
+fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=("documents kept", "tokens kept"),
+                    horizontal_spacing=0.04)
+stages = [STAGES.get(f["stage"], f["stage"]) for f in result.funnel]
+for col, what, color in ((1, "documents", "#4a78c2"), (2, "tokens", "#2ca02c")):
+    fig.add_trace(go.Funnel(y=stages, x=[f[what] for f in result.funnel], marker_color=color, name=what,
+                            texttemplate="%{value:,} · %{percentInitial:.0%}", textfont_size=13), 1, col)
+fig.update_layout(height=60 + 34 * len(stages), margin=dict(l=10, r=10, t=30, b=10), showlegend=False)
+st.plotly_chart(fig, key=f"{P}_funnel", width="stretch")
+r = result.redacted
+st.caption(f"Pipeline: {result.seconds:.1f} s on {len(crawl):,} documents (cached: the same settings again are "
+           f"instant). PII: {r['emails']} e-mail addresses and {r['phones']} phone numbers redacted in "
+           f"{r['documents']} documents.")
+
+st.subheader("What each filter removed")
+removed = pd.DataFrame(result.removed, columns=["id", "stage", "reason", "source", "label", "preview"])
+if removed.empty:
+    st.info("Nothing was removed with these settings.")
+else:
+    removed["stage"] = removed["stage"].map(lambda s: STAGES.get(s, s))
+    table = pd.crosstab(removed["stage"], removed["label"], margins=True, margins_name="all")
+    stage_rows = [s for s in STAGES.values() if s in table.index] + ["all"]  # in pipeline order
+    st.dataframe(table.loc[stage_rows, [lab for lab in (*LABELS, "all") if lab in table.columns]], width="stretch",
+                 key=f"{P}_removed_by_label")
+    st.caption("Rows: the stage that removed a document (the first rule it failed). Columns: what the document "
+               "really was. *clean* or *pii* in a row are good documents lost.")
+    pick = st.selectbox("Show the removed documents of", ["all stages", *removed["stage"].unique()],
+                        key=f"{P}_removed_pick")
+    shown = removed if pick == "all stages" else removed[removed["stage"] == pick]
+    st.dataframe(shown, hide_index=True, width="stretch", height=260, key=f"{P}_removed")
+
+st.subheader("Precision and recall against the labels")
+q_jobs = ui.jobs_of(Q)
+q_done = next((j for j in q_jobs if j.status == "done" and "p_junk" in j.info), None)
+q_current = q_done is not None and st.session_state.get(f"_{P}_quality_crawl") == crawl_key
+scores = list(result.scores)
+if q_current:
+    scores.append(datapage.quality_score(crawl["label"], crawl["id"], q_done.info["p_junk"],
+                                         q_done.info["train_ids"], q_cfg.threshold))
+if scores:
+    order = ["filter", "precision", "recall", "flagged", "tp", "fp", "fn", "positives"]
+    st.dataframe(pd.DataFrame(scores)[order], hide_index=True, width="stretch", height="content",
+                 key=f"{P}_scores", column_config={
+        "precision": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
+        "recall": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1)})
+    st.caption(
+        "**Precision**: of the documents a filter flagged, the share that were what it exists to remove "
+        "(*positives*). **Recall**: of those that reached it, the share it flagged. Each heuristic is judged alone "
+        "on everything that reached the heuristics; *all_filters* judges the whole run against every junk label. "
+        + ("The quality model is judged on the documents it was not trained on." if q_current else
+           "Run the quality model below to add its row."))
+else:
+    st.info("Your data has no labels, so there is nothing to score the filters against.")
+
+# --- model-based quality filtering ----------------------------------------------------------------------
+st.header("Model-based quality filtering")
+st.markdown(
+    "Heuristics are hand-written rules. FineWeb-Edu and DCLM instead **train a classifier**: embed every document "
+    "with a pretrained encoder, teach a small model which embeddings look like good text from a few labelled "
+    "examples, and score the rest. Here the encoder is all-MiniLM-L6-v2 (a real pretrained 6-layer BERT-family "
+    "model) and the classifier is logistic regression. Embedding the crawl takes tens of seconds on a shared CPU, "
+    "so it runs as a job; the embeddings are kept, so scoring the same crawl again is quick.")
+with st.container(border=True):
+    c = st.columns(3)
+    slider("quality_n_train", c[0])
+    slider("quality_threshold", c[1])
+    c[2].select_slider("Tokens read per document", CHOICES["quality_max_tokens"], key=f"{P}.quality_max_tokens",
+                       help=hlp("quality_max_tokens"))
+
+
+def quality_submissions() -> list[dict]:
+    # The threshold is applied by the page, so it is not part of what the job computes.
+    one = q_cfg.replace(threshold=0.5)
+    st.session_state[f"_{P}_quality_crawl"] = crawl_key
+    return [dict(key=one.key(crawl_key), label="Quality model", stage="data", total_steps=1,
+                 max_seconds=MAX_JOB_SECONDS, fn=lambda job, data=crawl: datapage.quality_job(data, one, job))]
+
+
+ui.controls(Q, quality_submissions, label="Score the crawl")
+
+
+def draw_quality(snaps: list[dict]) -> None:
+    snap = snaps[0]
+    if snap["status"] == "running":
+        done = snap["info"].get("progress", 0.0)
+        st.progress(done, text=f"Embedding the crawl with all-MiniLM-L6-v2: {done:.0%}")
+    else:
+        ui.status_line(snap, next((j for j in ui.jobs_of(Q) if j.id == snap["id"]), None))
+
+
+ui.live(Q, draw_quality)
+if q_done and not q_current:
+    st.info("The crawl changed since the quality model ran: score it again to compare.", icon=":material/update:")
+elif q_current:
+    p = pd.DataFrame({"P(junk)": q_done.info["p_junk"], "label": crawl["label"]})
+    fig = go.Figure([go.Histogram(x=p[p["label"] == lab]["P(junk)"], name=lab, nbinsx=40, opacity=0.75)
+                     for lab in LABELS if lab in set(p["label"])])
+    fig.add_vline(x=q_cfg.threshold, line_dash="dot", annotation_text="threshold")
+    fig.update_layout(barmode="stack", height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="P(junk)",
+                      yaxis_title="documents", title="The classifier's scores, by true label")
+    st.plotly_chart(fig, key=f"{P}_quality_hist", width="stretch")
+    st.caption(f"Trained on {len(q_done.info['train_ids'])} labelled documents in {q_done.info['seconds']:.1f} s. "
+               f"Its positives are {', '.join(POSITIVES['any_heuristic'])}: copies are the deduplicators' job. "
+               "Move the threshold: the table above follows without a new job.")
+
+# --- tokenizer lab -----------------------------------------------------------------------------------------
+st.header("Tokenizer lab")
+st.markdown(
+    "A model reads **tokens**, not characters. Byte-level BPE (GPT-2's scheme) starts from the 256 bytes and "
+    "repeatedly merges the most frequent adjacent pair into a new token, until the vocabulary is full. Here it "
+    "learns from the mixture above, so what it merges depends on your weights.")
+slider("vocab_size")
+mix = datapage.mixture(crawl)
+train_text, test_text = datapage.split_mixture(mix, datapage.LAB_CHARS)
+if not train_text.strip() or not test_text.strip():
+    st.info("The mixture has too few documents to train a tokenizer: raise the crawl size or a source's weight.")
+else:
+    big = get_bpe(crawl_key, train_text)
+    tok = datapage.truncate_bpe(big, cfg.vocab_size)
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**Tokens per word** with your BPE ({len(tok):,} tokens) and BERT's WordPiece (30,522)")
+        st.dataframe(pd.DataFrame(get_tokens_per_word(crawl_key, cfg.vocab_size, tok, mix)), hide_index=True,
+                     width="stretch", key=f"{P}_tpw",
+                     column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
+                                    ("tokens per word (BPE)", "tokens per word (WordPiece)")})
+        st.caption("Code costs more tokens per word than prose: indentation, brackets and identifiers are rarer "
+                   "pairs than common English words, so fewer of them earn a merge.")
+    with right:
+        own = st.text_area("Your text", "Tokenizers split rare words into pieces: unbelievably, naïve café.\n"
+                           "def tokenize(text):\n    return text.split()  # 3 + 4 = 7", key=f"{P}_own", height=140)
+        spans = datapage.token_spans(tok, own)
+        colors = ("#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa")
+        # Every piece of the user's text is escaped: it is shown as text, never run as HTML.
+        st.html('<div style="font-family:monospace;white-space:pre-wrap;line-height:1.9">' + "".join(
+            f'<span title="token {tid}" style="background:{colors[i % len(colors)]};border-radius:3px;'
+            f'padding:1px 0">{html.escape(piece)}</span>' for i, (piece, tid) in enumerate(spans)) + "</div>")
+        st.caption(f"{len(spans)} tokens for {len(own)} characters and {len(own.split())} words. "
+                   "Hover a token to see its id.")
+    width = SIZES[cmp_cfg.size][2]
+    sweep = get_sweep(crawl_key, width, big, test_text)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=[r["vocab"] for r in sweep], y=[r["tokens"] for r in sweep], mode="lines+markers",
+                             name="sequence length: tokens for the test text"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=[r["vocab"] for r in sweep], y=[r["embedding parameters"] for r in sweep],
+                             mode="lines+markers", name=f"embedding parameters (vocab × width {width})"),
+                  secondary_y=True)
+    fig.update_xaxes(type="log", title="vocabulary size", tickvals=[r["vocab"] for r in sweep])
+    fig.update_yaxes(title_text="tokens", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="parameters", rangemode="tozero", secondary_y=True)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3),
+                      title="Vocabulary size: shorter sequences, bigger embeddings")
+    st.plotly_chart(fig, key=f"{P}_sweep", width="stretch")
+    st.caption(f"Measured on {len(test_text):,} characters of the mixture the tokenizer did not train on. "
+               f"From {sweep[0]['vocab']} to {sweep[-1]['vocab']} tokens the same text shrinks from "
+               f"{sweep[0]['tokens']:,} to {sweep[-1]['tokens']:,} tokens ({sweep[0]['chars per token']:.1f} → "
+               f"{sweep[-1]['chars per token']:.1f} characters per token), so attention covers more text per "
+               f"position, while the embedding matrix grows {sweep[-1]['vocab'] // sweep[0]['vocab']}×. At GPT-2's "
+               "scale the embedding is 50,257 × 768 ≈ 38.6M of its 124M parameters.")
+
+# --- does cleaning matter? ----------------------------------------------------------------------------------
+st.header("Does cleaning matter?")
+st.markdown(
+    "Two identical tiny GPTs (same initial weights, steps and batch positions, one character vocabulary) train for the "
+    "**same token budget**: one on the raw crawl text, one on the cleaned text, cut to the same length. Both are "
+    "scored on the **same clean held-out documents**, which neither saw (nor any copy of them). If cleaning "
+    "helps, the cleaned model's validation loss ends lower.")
+with st.container(border=True):
+    c = st.columns(4)
+    c[0].number_input("Training characters each", *NUMBERS["compare_budget"], step=50_000,
+                      key=f"{P}.compare_budget", help=hlp("compare_budget"))
+    c[1].radio("Model size", tuple(SIZES), key=f"{P}.compare_size", horizontal=True, help=hlp("compare_size"))
+    c[2].number_input("Steps each", *NUMBERS["compare_steps"], step=50, key=f"{P}.compare_steps",
+                      help=hlp("compare_steps"))
+    c[3].number_input("Evaluate every", *NUMBERS["compare_eval_every"], step=5, key=f"{P}.compare_eval_every")
+    c = st.columns(5)
+    c[0].select_slider("Learning rate", CHOICES["compare_lr"], key=f"{P}.compare_lr",
+                       format_func=lambda v: f"{v:g}")
+    c[1].number_input("Batch size", *NUMBERS["compare_batch_size"], key=f"{P}.compare_batch_size")
+    c[2].number_input("Context (characters)", *NUMBERS["compare_block_size"], key=f"{P}.compare_block_size")
+    c[3].number_input("Time limit per model (s)", *NUMBERS["compare_max_seconds"], step=10,
+                      key=f"{P}.compare_max_seconds", help=hlp("compare_max_seconds"))
+    c[4].number_input("Seed", *NUMBERS["compare_seed"], key=f"{P}.compare_seed", help=hlp("compare_seed"))
+st.caption(f"Each model sees {cmp_cfg.steps * cmp_cfg.batch_size * cmp_cfg.block_size:,} characters "
+           f"({cmp_cfg.steps} steps × {cmp_cfg.batch_size} × {cmp_cfg.block_size}). They train one after the "
+           "other, so they do not slow each other down.")
+
+
+def compare_submissions() -> list[dict]:
+    texts = train_texts(crawl, result, budget=cmp_cfg.budget)
+    return [dict(key=cmp_cfg.key(crawl_key, clean_cfg.key()), label="Raw vs cleaned", stage="data",
+                 total_steps=2 * cmp_cfg.steps, max_seconds=2 * cmp_cfg.max_seconds + 30,
+                 fn=lambda job: datapage.compare(cmp_cfg, texts, job))]
+
+
+ui.controls(CMP, compare_submissions, label="Train both")
+COLORS = {"raw": "#d62728", "cleaned": "#2ca02c"}
+
+
+def draw_compare(snaps: list[dict]) -> None:
+    snap = snaps[0]
+    ui.status_line(snap, next((j for j in ui.jobs_of(CMP) if j.id == snap["id"]), None))
+    info, series, val = snap["info"], [], {}
+    for run in datapage.RUNS:
+        rec = [r for r in snap["records"] if r.get("run") == run]
+        tr, ev = [r for r in rec if "loss" in r], [r for r in rec if "val_loss" in r]
+        if tr:
+            series.append(dict(name=f"{run} train", x=[r["run_step"] for r in tr],
+                               y=ui.smooth([r["loss"] for r in tr]), color=COLORS[run], dash="dot"))
+        if ev:
+            series.append(dict(name=f"{run} validation (held-out clean text)", x=[r["run_step"] for r in ev],
+                               y=[r["val_loss"] for r in ev], color=COLORS[run], markers=True))
+        val[run] = {r["run_step"]: r["val_loss"] for r in ev}
+    if series:
+        left, right = st.columns([2, 1])
+        with left:
+            ui.curve_chart(series, "Loss (nats per character)", key=f"{CMP}_curve",
+                           hlines=[(info["uniform_loss"], f"ln(V) = {info['uniform_loss']:.2f}: a uniform guess")])
+        # The gap is small next to the fall from ln(V): drawn on its own scale it can be seen.
+        both = sorted(set(val.get("raw", {})) & set(val.get("cleaned", {})))
+        with right:
+            ui.curve_chart([dict(name="raw − cleaned", x=both, y=[val["raw"][k] - val["cleaned"][k] for k in both],
+                                 color="#555", markers=True)], "Validation gap: above 0, cleaning helps",
+                           ytitle="nats per character", hlines=[(0.0, "no difference")], key=f"{CMP}_gap")
+    if "train_chars" in info:
+        st.caption(f"Training text: {info['train_chars']:,} characters each. Held-out: {info['heldout_chars']:,} "
+                   f"characters of clean documents. Vocabulary: {info['vocab_size']} characters. The gap starts at "
+                   f"exactly 0: both models start from the same weights. {info['note']}")
+    final = info.get("final", {})
+    if snap["status"] == "done" and len(final) == 2:
+        gap = final["raw"] - final["cleaned"]
+        m = st.columns(3)
+        m[0].metric("raw: final val loss", f"{final['raw']:.3f}")
+        m[1].metric("cleaned: final val loss", f"{final['cleaned']:.3f}", f"{-gap:+.3f}", delta_color="inverse")
+        m[2].metric("cleaned / raw perplexity", f"{math.exp(-gap):.3f}")
+        if gap > 0:
+            st.success(f"The model trained on cleaned text ends {gap:.3f} nats per character lower on clean "
+                       "held-out text: the same budget spent on real documents instead of junk and copies.")
+        else:
+            st.warning(f"This time the cleaned model did **not** end lower ({-gap:+.3f} nats per character). With "
+                       "tiny models and short runs the gap can be within noise: try more steps, another seed, or "
+                       "more junk in the crawl.")
+        st.caption("One seed, one run each: change the seed to see how much the gap varies.")
+
+
+ui.live(CMP, draw_compare)
+
+# --- scale in context ------------------------------------------------------------------------------------------
+st.header("Scale in context")
+rows = datapage.scale_rows(result.funnel[0]["tokens"], result.funnel[-1]["tokens"])
+fig = go.Figure(go.Bar(x=[r["tokens"] for r in rows], y=[r["dataset"] for r in rows], orientation="h",
+                       marker_color=["#ff7f0e" if r["source"] == "measured here" else "#4a78c2" for r in rows],
+                       text=[f"≈ {human(r['tokens'])}" for r in rows], textposition="outside",
+                       hovertext=[r["how"] for r in rows]))
+fig.update_xaxes(type="log", range=[4, 14.5], title="tokens (about; log scale)",
+                 tickvals=[1e4, 1e6, 1e8, 1e10, 1e12, 1e14], ticktext=["10k", "1M", "100M", "10B", "1T", "100T"])
+fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"),
+                  title="This page's corpus next to what real models were trained on")
+st.plotly_chart(fig, key=f"{P}_scale", width="stretch")
+st.dataframe(pd.DataFrame([{"dataset": r["dataset"], "published": r["published"], "≈ tokens": human(r["tokens"]),
+                            "source": r["source"], "how the token figure was made": r["how"]} for r in rows]),
+             hide_index=True, width="stretch", key=f"{P}_scale_table",
+             column_config={"source": st.column_config.TextColumn(width="large"),
+                            "how the token figure was made": st.column_config.TextColumn(width="large")})
+st.markdown("**Common misstatements, corrected**\n\n" + "\n".join(f"- {m}" for m in datapage.MISSTATEMENTS))
+if (load := os.getloadavg()[0]) > (os.cpu_count() or 1):
+    st.caption(f"This machine is busy (load {load:.1f} on {os.cpu_count()} cores): times on this page include "
+               "waiting for the CPU.")
