@@ -5,30 +5,62 @@ import streamlit as st
 datasets.disable_progress_bars()
 st.set_page_config(page_title="LLM Training Explorer", page_icon="🧠", layout="wide")
 
-# The built pages, in pipeline order. The home page draws its picture from this list.
+# The built pages. PIPELINE is the order a model is made in; BESIDE are views across it,
+# each drawn next to the stage it looks at. The home page draws its picture from these lists.
 PIPELINE = [
+    ("pages/data.py", "Data", ":material/database:",
+     "Where training text comes from: a simulated web crawl, cleaning filters with measured precision and "
+     "recall, deduplication, tokenizers, and a live test of whether cleaning helps."),
     ("pages/pretraining.py", "Pretraining", ":material/school:",
      "Train a tiny GPT (next token) or BERT (masked token) on a corpus and watch the loss fall and the text improve."),
+    ("pages/sft.py", "Instruction tuning (SFT)", ":material/forum:",
+     "Turn the base model into one that follows instructions, with loss masking, held-out accuracy per task and "
+     "before/after answers."),
 ]
+BESIDE = [
+    ("pages/attention.py", "Attention", ":material/visibility:", "Pretraining",
+     "See what each head attends to in the models trained here and in a real pretrained encoder, and watch an "
+     "induction head form."),
+    ("pages/scaling.py", "Model scaling", ":material/trending_up:", "Pretraining",
+     "Fit your own scaling law, find the compute-optimal size, see where bigger is not better; pruning and distillation."),
+    ("pages/carbon.py", "Carbon footprint", ":material/eco:", None,
+     "The measured energy and CO2 of every run here, and a calculator for real models checked against published figures."),
+]
+PIPELINE = [p for p in PIPELINE if __import__("os").path.exists(p[0])]
+BESIDE = [p for p in BESIDE if __import__("os").path.exists(p[0])]
+
+
+def pipeline_dot() -> str:
+    main = [title for _, title, _, _ in PIPELINE]
+    lines = ["digraph { rankdir=LR; bgcolor=transparent; nodesep=0.3;",
+             'node [shape=box style="rounded,filled" fillcolor="#eef3fb" color="#3b6fd4" fontname=Helvetica];']
+    lines += [f'"{a}" -> "{b}";' for a, b in zip(main, main[1:])] or [f'"{main[0]}";']
+    for _, title, _, near, _ in BESIDE:
+        lines.append(f'"{title}" [fillcolor="#f3f7ee" color="#5a8f3c"];')
+        if near:
+            lines.append(f'"{near}" -> "{title}" [style=dashed arrowhead=none color="#888888"];')
+    return "\n".join(lines + ["}"])
 
 
 def home():
     st.title("LLM Training Explorer")
     st.markdown("How a large language model is made, one stage at a time, with a tiny model **trained live** "
                 "on this computer's CPU at every stage. Nothing is pre-recorded: the curves you see are "
-                "being computed as you watch.")
-    dot = ["digraph { rankdir=LR; bgcolor=transparent; node [shape=box style=\"rounded,filled\" "
-           "fillcolor=\"#eef3fb\" color=\"#4a78c2\" fontname=Helvetica];"]
-    names = [title for _, title, _, _ in PIPELINE]
-    dot += [f'"{n}";' for n in names]
-    dot += [f'"{a}" -> "{b}";' for a, b in zip(names, names[1:])]
-    st.graphviz_chart("\n".join(dot + ["}"]))
+                "computed as you watch, and every figure from the literature carries its source.")
+    st.graphviz_chart(pipeline_dot())
     for path, title, icon, blurb in PIPELINE:
         with st.container(border=True):
             st.page_link(path, label=title, icon=icon)
             st.caption(blurb)
+    if BESIDE:
+        st.markdown("**Across the pipeline**")
+        for path, title, icon, _, blurb in BESIDE:
+            with st.container(border=True):
+                st.page_link(path, label=title, icon=icon)
+                st.caption(blurb)
 
 
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PIPELINE]
+pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _, _ in BESIDE]
 st.navigation(pages).run()

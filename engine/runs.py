@@ -22,6 +22,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokeni
 
 from . import limits
 from .config import UserError
+from .models import GLOBAL_RNG
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSET_RUNS = ROOT / "assets" / "runs"
@@ -104,7 +105,8 @@ def find_run(name: str, stage: str | None = None) -> Path:
 def load_run(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, RunInfo]:
     info = read_info(Path(path))
     auto = AutoModelForMaskedLM if info.objective == "mlm" else AutoModelForCausalLM
-    model = auto.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
+    with GLOBAL_RNG:  # loading briefly changes how torch builds modules in every thread
+        model = auto.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
     model.eval()
     return model, AutoTokenizer.from_pretrained(path), info
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import math
 import time
 
@@ -35,21 +37,24 @@ from .pretrain import PretrainConfig, load_text, prepare, windows
 KAPLAN_ALPHA_N = 0.076        # L(N) = (N_c / N)^alpha_N, non-embedding N (Kaplan 2020, eq. 1.1)
 KAPLAN_N_OPT = (1.3e9, 0.73)  # N_opt = 1.3e9 * C^0.73, C in PF-days (Kaplan 2020, figure 14)
 PF_DAY = 8.64e19              # FLOPs in a petaflop/s-day
-# L(N, D) = E + A/N^alpha + B/D^beta, fitted by Hoffmann 2022 (section 3.3, Approach 3, eq. 10).
+# L(N, D) = E + A/N^alpha + B/D^beta, fitted by Hoffmann 2022 (Approach 3, section 3.3; eq. 10, appendix D.2).
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 CHINCHILLA_RANGE = (6e18, 3e21)  # the isoFLOP budgets Hoffmann 2022 measured (figure 3)
 CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann 2022, Approaches 1 and 2 (table 3): about 20 tokens/parameter
 MUENNIGHOFF_EPOCHS = 4        # repeated data up to ~4 epochs is almost as good as new (Muennighoff 2023)
 DISTILBERT = {"smaller": 0.40, "faster": 0.60, "glue_kept": 0.97}  # Sanh et al. 2019, abstract
 
-HEAD_DIM = 16                 # heads = width / 16 at every size, so shape changes only in L and d
+HEAD_DIM = 16                 # heads = width / 16, so shape changes only in L and d ...
+WIDTHS = (8, *range(16, 257, 16))  # ... except the one 8-wide head of the tiniest models
 MIN_STEPS = 20                # fewer optimizer steps than this do not train a model at all
+DISTILL_BATCH = 16
 SPARSITIES = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def kaplan_lr(n: float) -> float:
-    """Peak learning rate by size: LR(N) = 0.003239 - 0.0001395 ln N (Kaplan 2020, eq. D.1);
-    smaller models take larger steps. Scaled for our short runs by the config's lr_scale."""
+    """Peak learning rate by size: LR(N) = 0.003239 - 0.0001395 ln N (Kaplan 2020, eq. D.1):
+    smaller models take larger steps. As published it gave the straightest log-log line here
+    (bench/bench_scaling.py); twice it gave lower losses but a bumpier curve."""
     return 0.003239 - 0.0001395 * math.log(n)
 
 
@@ -90,7 +95,7 @@ class Spec:
 
     @property
     def n_head(self) -> int:
-        return self.n_embd // HEAD_DIM
+        return max(1, self.n_embd // HEAD_DIM)
 
     @property
     def n(self) -> int:
@@ -112,7 +117,7 @@ class Spec:
 
 
 def human(n: float) -> str:
-    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= div:
             return f"{n / div:.3g}{unit}"
     return f"{n:.0f}"
@@ -124,7 +129,7 @@ def shape_for(target: float) -> tuple[int, int]:
     def cost(ld):
         L, d = ld
         return abs(math.log(non_embedding(L, d) / target)) + 0.25 * abs(math.log(d / L / 32))
-    return min(((L, d) for L in range(1, 9) for d in range(HEAD_DIM, 257, HEAD_DIM)), key=cost)
+    return min(((L, d) for L in range(1, 9) for d in WIDTHS), key=cost)
 
 
 def ladder(lo: float, hi: float, count: int) -> list[tuple[int, int]]:
@@ -146,58 +151,58 @@ class PowerLawFit:
     alpha: float
     alpha_std: float          # bootstrap standard deviation of alpha
     alpha_range: tuple        # 16th to 84th percentile of the bootstrap: a 68% interval
-    floor: bool               # was E fitted (False: too few points, E fixed at 0 as in Kaplan's L(N))
+    floor: bool               # E fitted (Chinchilla's form) or fixed at 0 (Kaplan's L(N) = (N_c/N)^alpha_N)
     rms: float                # root-mean-square residual in ln L
 
     def predict(self, n):
         return self.E + self.A * np.asarray(n, float) ** -self.alpha
 
 
-def _best_fit(x: np.ndarray, logl: np.ndarray, floor: bool, lmin: float) -> tuple[float, float, float, float]:
+def _best_fit(x: np.ndarray, logl: np.ndarray, floor: bool) -> tuple[float, float, float, float]:
     """For a grid of floors E, fit ln(L - E) = ln A - alpha ln N by least squares (a line in
-    log space), and keep the E whose curve fits ln L best. A second, finer grid refines E."""
+    log space) and keep the E whose curve fits ln L best; a second, finer grid refines E.
+    Without a floor it is one straight-line fit in log-log space."""
     L = np.exp(logl)
+
     def scan(grid):
         y = np.log(np.clip(L[None, :] - grid[:, None], 1e-12, None))
         xm, ym = x.mean(), y.mean(1, keepdims=True)
         slope = ((x - xm) * (y - ym)).sum(1) / ((x - xm) ** 2).sum()
         icpt = ym[:, 0] - slope * xm
-        pred = grid[:, None] + np.exp(icpt[:, None] + slope[:, None] * x[None, :])
-        sse = ((logl[None, :] - np.log(pred)) ** 2).sum(1)
+        sse = ((logl[None, :] - np.log(grid[:, None] + np.exp(icpt[:, None] + slope[:, None] * x))) ** 2).sum(1)
         i = int(np.argmin(sse))
-        return i, grid[i], math.exp(icpt[i]), -slope[i], sse[i]
+        return i, float(grid[i]), math.exp(icpt[i]), float(-slope[i]), float(sse[i])
+
     if not floor:
-        _, E, A, alpha, sse = scan(np.zeros(1))
-        return E, A, alpha, sse
-    coarse = np.linspace(0.0, 0.995 * lmin, 200)
-    i, *_ = scan(coarse)
+        return scan(np.zeros(1))[1:]
+    top = 0.995 * L.min()
+    coarse = np.linspace(0.0, top, 200)
+    i = scan(coarse)[0]
     step = coarse[1] - coarse[0]
-    _, E, A, alpha, sse = scan(np.linspace(max(0.0, coarse[i] - step), min(0.995 * lmin, coarse[i] + step), 101))
-    return E, A, alpha, sse
+    return scan(np.linspace(max(0.0, coarse[i] - step), min(top, coarse[i] + step), 101))[1:]
 
 
-def fit_power_law(n, loss, n_boot: int = 300, seed: int = 0) -> PowerLawFit:
-    """Fit L(N) = E + A/N^alpha. The exponent's uncertainty comes from a residual bootstrap:
-    refit after resampling the residuals (in ln L) onto the fitted curve, n_boot times."""
+def fit_power_law(n, loss, floor: bool = True, n_boot: int = 300, seed: int = 0) -> PowerLawFit:
+    """Fit L(N) = E + A/N^alpha (E = 0 when not `floor`). The exponent's uncertainty comes from
+    a residual bootstrap: resample the residuals (in ln L) onto the fitted curve and refit.
+    With a floor, E and alpha trade off when the points barely bend, and the interval says so."""
     n, loss = np.asarray(n, float), np.asarray(loss, float)
     ok = np.isfinite(loss) & (loss > 0)
     n, loss = n[ok], loss[ok]
-    if len(np.unique(n)) < 3:
-        raise UserError(f"A power law needs at least 3 model sizes to fit; there {'is' if len(n) == 1 else 'are'} "
-                        f"{len(np.unique(n))}. Let more models finish, or sweep more sizes.")
-    floor = len(np.unique(n)) >= 4  # three parameters need a fourth point before anything is left to judge the fit
+    sizes = len(np.unique(n))
+    need = 4 if floor else 3  # one point more than the parameters, so something is left to judge the fit
+    if sizes < need:
+        raise UserError(f"A power law {'with a floor ' if floor else ''}needs at least {need} model sizes to fit; "
+                        f"{'there is' if sizes == 1 else 'there are'} {sizes}. Let more models finish, or sweep "
+                        "more sizes.")
     x, logl = np.log(n), np.log(loss)
-    E, A, alpha, sse = _best_fit(x, logl, floor, loss.min())
+    E, A, alpha, sse = _best_fit(x, logl, floor)
     fitted = np.log(E + A * n ** -alpha)
     resid = logl - fitted
     rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        fake = fitted + rng.choice(resid, len(resid))
-        boots.append(_best_fit(x, fake, floor, math.exp(fake.min()))[2])
-    boots = np.array(boots)
-    return PowerLawFit(E, A, alpha, float(boots.std()), tuple(np.percentile(boots, [16, 84])), floor,
-                       math.sqrt(sse / len(n)))
+    boots = np.array([_best_fit(x, fitted + rng.choice(resid, len(resid)), floor)[2] for _ in range(n_boot)])
+    return PowerLawFit(E, A, alpha, float(boots.std()), tuple(float(q) for q in np.percentile(boots, [16, 84])),
+                       floor, math.sqrt(sse / len(n)))
 
 
 def parabola_min(n, loss) -> dict | None:
@@ -243,7 +248,7 @@ class Common(StageConfig):
                         choices=("python-docs", "world"))
     block_size: int = field(64, "context length in characters", range=(16, 256))
     batch_size: int = field(16, "sequences per step", range=(1, 128))
-    lr_scale: float = field(2.0, "multiplies Kaplan's LR(N): short runs like larger steps", range=(0.1, 10.0))
+    lr_scale: float = field(1.0, "multiplies Kaplan's learning rate by size, LR(N)", range=(0.1, 10.0))
     seed: int = field(0, "random seed: same seed, same curves")
 
 
@@ -252,8 +257,8 @@ class SweepConfig(Common):
     arch: str = field("gpt2", "gpt2, llama (RoPE, RMSNorm, SwiGLU) or both side by side",
                       choices=("gpt2", "llama", "both"))
     n_models: int = field(5, "how many sizes", range=(1, 6))
-    min_params: int = field(20_000, "smallest non-embedding size", range=(3_000, limits.MAX_PARAMS))
-    max_params: int = field(2_000_000, "largest non-embedding size", range=(3_000, limits.MAX_PARAMS))
+    min_params: int = field(20_000, "smallest non-embedding size", range=(500, limits.MAX_PARAMS))
+    max_params: int = field(2_000_000, "largest non-embedding size", range=(500, limits.MAX_PARAMS))
     tokens: int = field(300_000, "training tokens for every model", range=(1_000, 20_000_000))
 
     def archs(self) -> list["SweepConfig"]:
@@ -262,10 +267,10 @@ class SweepConfig(Common):
 
 @dataclasses.dataclass
 class IsoConfig(Common):
-    budgets: str = field("3e10,1e11", "compute budgets in FLOPs, comma-separated (C ≈ 6·N·D)")
+    budgets: str = field("1e10,3e10", "compute budgets in FLOPs, comma-separated (C ≈ 6·N·D)")
     iso_models: int = field(5, "sizes per budget", range=(3, 7))
-    iso_min: int = field(5_000, "smallest size", range=(3_000, limits.MAX_PARAMS))
-    iso_max: int = field(300_000, "largest size", range=(3_000, limits.MAX_PARAMS))
+    iso_min: int = field(700, "smallest size", range=(500, limits.MAX_PARAMS))
+    iso_max: int = field(50_000, "largest size", range=(500, limits.MAX_PARAMS))
 
     def budget_list(self) -> list[float]:
         try:
@@ -281,24 +286,29 @@ class IsoConfig(Common):
 
 @dataclasses.dataclass
 class OverfitConfig(Common):
-    of_chars: int = field(20_000, "characters of training text, repeated epoch after epoch", range=(2_000, 200_000))
-    of_epochs: int = field(30, "passes over that text", range=(1, 500))
-    of_small: int = field(20_000, "the small model's size", range=(3_000, limits.MAX_PARAMS))
-    of_large: int = field(800_000, "the large model's size", range=(3_000, limits.MAX_PARAMS))
+    of_chars: int = field(10_000, "characters of training text, repeated epoch after epoch", range=(2_000, 200_000))
+    of_epochs: int = field(40, "passes over that text", range=(1, 500))
+    of_small: int = field(5_000, "the small model's size", range=(500, limits.MAX_PARAMS))
+    of_large: int = field(800_000, "the large model's size", range=(500, limits.MAX_PARAMS))
+    # Twice Kaplan's rate: memorising within a minute's training needs large steps (1x only flattens out).
+    of_lr_scale: float = field(2.0, "multiplies Kaplan's learning rate by size for these two", range=(0.1, 10.0))
 
 
 @dataclasses.dataclass
 class PruneConfig(StageConfig):
-    base_run: str = field("pretrain-base-gpt", "the trained model to prune or distil (a run folder's name)")
+    prune_run: str = field("pretrain-base-gpt", "the trained model to prune (a run folder's name)")
 
 
 @dataclasses.dataclass
-class DistillConfig(PruneConfig):
+class DistillConfig(StageConfig):
+    teacher: str = field("", "the teacher: a run folder's name, or empty to train one on Python's docs first")
+    teacher_steps: int = field(500, "steps for a new teacher (when none is picked)", range=(20, 5_000))
     st_layers: int = field(2, "student layers", range=(1, 8))
     st_width: int = field(32, "student width", range=(16, 256))
-    st_steps: int = field(400, "training steps for each student", range=(10, 20_000))
+    st_steps: int = field(300, "training steps for each student", range=(10, 20_000))
     st_lr: float = field(3e-3, "student peak learning rate", range=(1e-5, 0.1))
-    temperature: float = field(2.0, "softens both distributions (Hinton 2015)", range=(0.5, 20.0))
+    temperature: float = field(1.0, "softens both distributions before matching them (Hinton 2015)",
+                               range=(0.5, 20.0))
     alpha: float = field(0.9, "weight of the teacher's soft targets against the true next token", range=(0.0, 1.0))
     seed: int = field(0, "random seed: same seed, same curves")
 
@@ -309,7 +319,7 @@ class CalcConfig(StageConfig):
 
 
 @dataclasses.dataclass
-class ScalingConfig(SweepConfig, IsoConfig, OverfitConfig, DistillConfig, CalcConfig):
+class ScalingConfig(SweepConfig, IsoConfig, OverfitConfig, PruneConfig, DistillConfig, CalcConfig):
     """The Model scaling page: every section's settings in one link."""
 
     def part(self, cls: type[StageConfig]) -> StageConfig:
@@ -518,6 +528,16 @@ def run_isoflop(cfg: IsoConfig, job) -> str:
     return _replay_key(job, "isoflop", cfg)
 
 
+def overfit_plan(cfg: OverfitConfig, vocab: int) -> tuple[Spec, Spec]:
+    """The small and the large model, each trained on of_chars characters for of_epochs epochs."""
+    c = cfg.replace(lr_scale=cfg.of_lr_scale)
+    small, large = (_spec("gpt2", *shape_for(n), cfg.of_chars * cfg.of_epochs, c, vocab)
+                    for n in sorted((cfg.of_small, cfg.of_large)))
+    if small.n == large.n:
+        raise UserError("The two sizes collapse to one model: make the large one larger.")
+    return small, large
+
+
 def run_overfit(cfg: OverfitConfig, job) -> str:
     """A small and a large model on the same few thousand characters, many epochs: the large one
     memorises them (training loss falls, validation loss turns up); the small one cannot."""
@@ -525,11 +545,7 @@ def run_overfit(cfg: OverfitConfig, job) -> str:
     if len(corpus.train) < cfg.of_chars + cfg.block_size:
         raise UserError(f"The corpus has only {len(corpus.train):,} training characters: ask for fewer.")
     ids = corpus.train[:cfg.of_chars]
-    tokens = cfg.of_chars * cfg.of_epochs
-    vocab = len(corpus.tokenizer)
-    small, large = (_spec("gpt2", *shape_for(n), tokens, cfg, vocab) for n in sorted((cfg.of_small, cfg.of_large)))
-    if small.n == large.n:
-        raise UserError("The two sizes collapse to one model: make the large one larger.")
+    small, large = overfit_plan(cfg, len(corpus.tokenizer))
     job.info.update(epoch_tokens=cfg.of_chars, plan=[small.row(), large.row()])
     evals = {"val_loss": corpus.quick, "train_eval_loss": fixed_windows(ids, cfg.block_size, 64)}
     _train_specs(job, [({"role": "small"}, small, "gpt2"), ({"role": "large"}, large, "gpt2")], corpus, cfg,
@@ -589,9 +605,10 @@ def sparsity_of(model) -> float:
 
 @torch.no_grad()
 def run_prune(cfg: PruneConfig, job) -> str:
-    model, corpus, info = load_base(cfg.base_run)
+    model, corpus, info = load_base(cfg.prune_run)
     kept = sum(w.numel() for w in (m.weight for m, _ in prunable(model)))
-    job.info.update(base=info.name, params=model.num_parameters(), prunable=kept)
+    job.info.update(base=info.name, params=model.num_parameters(), prunable=kept,
+                    uniform_loss=math.log(len(corpus.tokenizer)))
     k = 0
     for method in ("global", "per-layer"):
         for s in SPARSITIES:
@@ -624,29 +641,72 @@ def distill_loss(teacher, temperature: float, alpha: float):
     return loss_fn
 
 
-def run_distill(cfg: DistillConfig, job) -> str:
+TEACHER = {"corpus": "python-docs", "n_layer": 4, "n_embd": 64, "block": 64, "lr": 3e-3}  # ~200k parameters
+
+
+def teacher_name(cfg: DistillConfig) -> str:
+    blob = json.dumps([TEACHER, cfg.teacher_steps, cfg.seed], sort_keys=True)
+    return f"teacher-{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
+
+
+def saved_teacher(cfg: DistillConfig, owner: str | None) -> str | None:
+    """The folder name of the teacher an earlier job trained with these settings, if any."""
+    if cfg.teacher:
+        return cfg.teacher
+    found = [r for r in runs.list_runs(stage="pretrain", owner=owner) if r.name == teacher_name(cfg) and not r.baked]
+    return found[0].path.name if found else None
+
+
+def _teacher(cfg: DistillConfig, job, owner: str | None):
+    """The picked run, the one trained earlier with these settings, or a new one trained now on
+    Python's docs and saved: a teacher whose probabilities carry real uncertainty to pass on."""
+    if name := saved_teacher(cfg, owner):
+        return load_base(name)
+    t = TEACHER
+    corpus = load_corpus(t["corpus"], t["block"])
+    tok = corpus.tokenizer
+    model = build_model("clm", len(tok), t["n_layer"], t["n_embd"] // HEAD_DIM, t["n_embd"], t["block"], cfg.seed,
+                        tok.pad_token_id, tok.eos_token_id)
+    part = _Part(job, {"role": "teacher"}, 0, 0.0, DISTILL_BATCH * t["block"])
+    res = train_lm(model, corpus.train, {"val_loss": corpus.quick}, cfg.teacher_steps, t["lr"], t["block"],
+                   DISTILL_BATCH, cfg.seed, part, limits.MAX_JOB_SECONDS)
+    if res.status != "done":
+        return None
+    model = model.float().eval()
+    pcfg = PretrainConfig(corpus=t["corpus"], tokenizer="char", size="custom", n_layer=t["n_layer"],
+                          n_head=t["n_embd"] // HEAD_DIM, n_embd=t["n_embd"], block_size=t["block"],
+                          batch_size=DISTILL_BATCH, lr=t["lr"], steps=cfg.teacher_steps, seed=cfg.seed)
+    summary = {"params": model.num_parameters(), "vocab_size": len(tok), "objective": "clm",
+               "val_loss": part.last.get("val_loss"), "from": "distillation teacher"}
+    path = runs.save_run(model, tok, "pretrain", pcfg.to_dict(), list(job.records), summary, name=teacher_name(cfg),
+                         owner=owner)
+    return model, corpus, runs.read_info(path)
+
+
+def run_distill(cfg: DistillConfig, job, owner: str | None = None) -> str | None:
     """The same student trained twice from the same initialisation on the same batches: once on
     the true next token alone, once also matching the teacher. Both validated on true text."""
-    teacher, corpus, info = load_base(cfg.base_run)
-    teacher.requires_grad_(False)
-    T = info.config.get("block_size", 64)
-    arch = info.config.get("arch", "gpt2")
-    tok = corpus.tokenizer
     if cfg.st_width % HEAD_DIM:
         raise UserError(f"Student width {cfg.st_width} is not a multiple of {HEAD_DIM}: pick one that is.")
+    t0 = time.perf_counter()
+    got = _teacher(cfg, job, owner)
+    if got is None:
+        return None
+    teacher, corpus, info = got
+    teacher.requires_grad_(False)
+    T, arch, tok = info.config.get("block_size", 64), info.config.get("arch", "gpt2"), corpus.tokenizer
     counts = param_counts(arch, cfg.st_layers, cfg.st_width, len(tok), T)
     job.info.update(teacher=info.name, teacher_params=teacher.num_parameters(), student_params=counts["total"],
                     teacher_val_loss=mean_loss(teacher, corpus.quick))
-    t0, step0 = time.perf_counter(), 0
-    B = 16
+    step0 = next((r["step"] for r in reversed(job.records) if "loss" in r), 0)
     for role, loss_fn in (("from scratch", None), ("distilled", distill_loss(teacher, cfg.temperature, cfg.alpha))):
         left = limits.MAX_JOB_SECONDS - (time.perf_counter() - t0)
         if job.should_stop() or left < 1:
             break
         student = build_model("clm", len(tok), cfg.st_layers, cfg.st_width // HEAD_DIM, cfg.st_width, T, cfg.seed,
                               tok.pad_token_id, tok.eos_token_id, arch=arch)
-        part = _Part(job, {"role": role}, step0, time.perf_counter() - t0, B * T)
-        res = train_lm(student, corpus.train, {"val_loss": corpus.quick}, cfg.st_steps, cfg.st_lr, T, B,
+        part = _Part(job, {"role": role}, step0, time.perf_counter() - t0, DISTILL_BATCH * T)
+        res = train_lm(student, corpus.train, {"val_loss": corpus.quick}, cfg.st_steps, cfg.st_lr, T, DISTILL_BATCH,
                        cfg.seed, part, left, loss_fn=loss_fn, eval_every=max(1, cfg.st_steps // 20))
         step0 += cfg.st_steps
         if res.status != "done":

@@ -1,13 +1,19 @@
 """Attention: where each head looks, what one head computes, what switching heads off costs,
 and an induction head forming while you watch."""
 import dataclasses
+import functools
 import html
 import json
 import math
+from pathlib import Path
 
 import numpy as np
+# Imported before any job starts: plotly looks pandas up in sys.modules, and a job thread that is
+# importing it (through codecarbon) meanwhile leaves it half-built there.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
 from engine import attention as A
 from engine import induction, runs
@@ -20,11 +26,13 @@ P, I = "att", "ind"      # widget-key prefixes; I is also the job slot
 MINILM = "minilm"
 BAKED = "pretrain-base-gpt"
 MAX_TOKENS = 64          # every view reads at most this many tokens
-MODEL_VIEW_TOKENS = 32   # bertviz's model view draws layers × heads × T² lines: keep T small
+MODEL_VIEW_TOKENS = 32   # the model view at most this many (bertviz_view_tokens may cut further)
+VIEW_LINES = 32_000      # see bertviz_view_tokens
 ARCHITECTURES = {"GPT2LMHeadModel": "GPT", "BertForMaskedLM": "BERT"}
 SCORES = {"entropy": "Entropy (nats)", "previous_token": "Previous token", "first_token": "First token",
           "induction": "Induction"}
 LEARNING_RATES = [3e-4, 1e-3, 2e-3, 3e-3, 1e-2]
+TAB_NAMES = ("Views", "Heads", "Step by step", "Switch off", "Watch heads form")
 
 
 @dataclasses.dataclass
@@ -35,6 +43,7 @@ class AttentionConfig(StageConfig):
     view: str = field("head", "bertviz view", choices=("head", "model"))
     layer: int = field(0, "layer of the head shown", range=(0, 47))
     head: int = field(0, "head shown", range=(0, 63))
+    tab: str = field(TAB_NAMES[0], "the open tab", choices=TAB_NAMES)
     query: int = field(22, "query position in the step-by-step view", range=(0, MAX_TOKENS - 1))
     temperature: float = field(1.0, "softmax temperature in the step-by-step view", range=(0.1, 5.0))
 
@@ -84,23 +93,46 @@ def load(name: str):
 def analyse(name: str, text: str) -> tuple[A.Extraction, A.HeadScores]:
     model, tok = load(name)
     e = A.extract(model, tok, text, MAX_TOKENS)
-    return e, A.head_scores(model, tok, e)
+    return e, A.HeadScores(**A.pattern_scores(e.attn), induction=induction_grid(name))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def induction_grid(name: str) -> np.ndarray:
+    """Induction scores come from a random repeated sequence, not the text: once per model
+    (MiniLM takes most of a second)."""
+    return A.induction_scores(*load(name))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def view_html(name: str, text: str, view: str) -> tuple[str, int]:
     """bertviz's HTML and how many tokens it shows."""
     model, tok = load(name)
+    e = A.extract(model, tok, text, bertviz_view_tokens(view, model.config))
+    return (head_view_html if view == "head" else model_view_html)(e.attn, e.tokens), len(e.tokens)
+
+
+def bertviz_view_tokens(view: str, config) -> int:
+    """bertviz draws one SVG line per head and token pair: heads × T² for the head view's layer,
+    layers × heads × T² for the model view. In headless Chromium on 2 cores, 16k lines appeared
+    within 0.9 s of a new text, 38k within 1.7 s, 49k (MiniLM's head view at 64 tokens) only after
+    2.3-3.2 s: fewer tokens keep each view under VIEW_LINES."""
+    heads = config.num_attention_heads * (1 if view == "head" else config.num_hidden_layers)
+    return min(MAX_TOKENS if view == "head" else MODEL_VIEW_TOKENS, math.isqrt(VIEW_LINES // heads))
+
+
+def view_height(view: str, T: int, L: int, H: int) -> int:
+    """The iframe's height from bertviz's own layout constants (head_view.js, model_view.js),
+    capped: a taller view scrolls inside its frame."""
     if view == "head":
-        e = A.extract(model, tok, text, MAX_TOKENS)
-        return head_view_html(e.attn, e.tokens), len(e.tokens)
-    e = A.extract(model, tok, text, MODEL_VIEW_TOKENS)
-    return model_view_html(e.attn, e.tokens), len(e.tokens)
+        return 120 + math.ceil(22.5 * T)
+    thumbnail = T * 7 * 12 / H + 10
+    return min(1500, 70 + math.ceil(max(L * thumbnail + 38, T * 18 + 55)))
 
 
 # --- charts ----------------------------------------------------------------------------------
 
-def pattern_figure(weights: np.ndarray, tokens: list[str], title: str, causal: bool, height: int = 520) -> go.Figure:
+def pattern_figure(weights: np.ndarray, tokens: list[str], title: str, causal: bool, height: int = 520,
+                   labels: bool = True) -> go.Figure:
     """A head's attention: row = query (the token looking), column = key (the token looked at).
     Cells a causal model may not look at are left blank, so the mask shows."""
     T = len(tokens)
@@ -111,27 +143,35 @@ def pattern_figure(weights: np.ndarray, tokens: list[str], title: str, causal: b
     pairs = np.array([[[f"{i} {ticks[i]}", f"{j} {ticks[j]}"] for j in range(T)] for i in range(T)])
     fig = go.Figure(go.Heatmap(z=z, customdata=pairs, colorscale="Blues", zmin=0,
                                hovertemplate="query %{customdata[0]} → key %{customdata[1]}: %{z:.3f}<extra></extra>"))
-    axis = dict(tickmode="array", tickvals=list(range(T)), ticktext=ticks, tickfont=dict(size=9))
+    axis = dict(tickmode="array", tickvals=list(range(T)), ticktext=ticks, tickfont=dict(size=10 if T <= 48 else 8),
+                constrain="domain", showticklabels=labels)
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(axis, title="key (looked at)", side="bottom"),
-                      yaxis=dict(axis, title="query (looking)", autorange="reversed"))
+                      yaxis=dict(axis, title="query (looking)", autorange="reversed", scaleanchor="x"))
     return fig
 
 
 def grid_figure(grid: np.ndarray, title: str, selected: tuple[int, int]) -> go.Figure:
     L, H = grid.shape
     fig = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=list(range(L)), colorscale="Viridis",
-                               text=np.round(grid, 2), texttemplate="%{text}" if L * H <= 48 else None,
-                               hovertemplate="layer %{y} head %{x}: %{z:.2f}<extra></extra>", showscale=False))
+                               texttemplate="%{z:.2f}" if H <= 8 else None, showscale=False, hoverinfo="skip"))
+    # Plotly cannot select heatmap cells: an invisible marker on each cell takes the click.
+    ls, hs = np.divmod(np.arange(L * H), H)
+    hidden = dict(marker=dict(opacity=0))
+    fig.add_trace(go.Scatter(x=hs, y=ls, mode="markers", customdata=grid.ravel(), selected=hidden, unselected=hidden,
+                             marker=dict(symbol="square", size=28, opacity=0),
+                             hovertemplate="layer %{y} head %{x}: %{customdata:.2f}<extra></extra>"))
     fig.add_shape(type="rect", x0=selected[1] - 0.5, x1=selected[1] + 0.5, y0=selected[0] - 0.5,
                   y1=selected[0] + 0.5, line=dict(color="red", width=2))
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=60 + 34 * L, margin=dict(l=10, r=10, t=36, b=10),
-                      xaxis=dict(title="head", dtick=1), yaxis=dict(title="layer", dtick=1, autorange="reversed"),
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=90 + 40 * L, margin=dict(l=10, r=10, t=36, b=10),
+                      xaxis=dict(title="head", dtick=1, range=[-0.5, H - 0.5]),
+                      yaxis=dict(title="layer", dtick=1, range=[L - 0.5, -0.5]),
                       clickmode="event+select")
     return fig
 
 
-def bars(values: np.ndarray, labels: list[str], title: str, key: str, ytitle: str = "") -> None:
+def bars(values: np.ndarray, labels: list[str], title: str, key: str, ytitle: str = "",
+         xtitle: str = "position (hover for the token)") -> None:
     v = np.array(values, dtype=float)
     hidden = ~np.isfinite(v)   # −∞ from the mask: drawn as a marker, since a bar cannot be infinite
     fig = go.Figure(go.Bar(x=list(range(len(v))), y=np.where(hidden, np.nan, v), marker_color="#4a78c2",
@@ -143,7 +183,7 @@ def bars(values: np.ndarray, labels: list[str], title: str, key: str, ytitle: st
     fig.update_layout(title=dict(text=title, font=dict(size=13)), height=230, showlegend=False, yaxis_title=ytitle,
                       margin=dict(l=10, r=10, t=34, b=10),
                       xaxis=dict(tickmode="array", tickvals=list(range(len(v))), ticktext=[_tick(t) for t in labels],
-                                 tickfont=dict(size=9)))
+                                 tickfont=dict(size=9)) if len(v) <= 32 else dict(title=xtitle))
     st.plotly_chart(fig, key=key, width="stretch")
 
 
@@ -155,8 +195,236 @@ def _pick_head(chart_key: str) -> None:
         st.session_state[f"{P}.head"] = int(points[0]["x"])
 
 
-# --- page: model and text ----------------------------------------------------------------------
+# --- tabs ----------------------------------------------------------------------------------------
 
+def head_pickers() -> tuple[int, int]:
+    """Layer and head; the same widgets (and so the same choice) in every tab that shows one head."""
+    a, b = st.columns(2)
+    a.selectbox("Layer", range(L), key=f"{P}.layer")
+    b.selectbox("Head", range(H), key=f"{P}.head")
+    return st.session_state[f"{P}.layer"], st.session_state[f"{P}.head"]
+
+
+def views_tab() -> None:
+    st.segmented_control("View", ("head", "model"), key=f"{P}.view", required=True,
+                         format_func={"head": "Head view (one layer, all heads)",
+                                      "model": "Model view (every layer and head)"}.get)
+    page, shown = view_html(name, cfg.text, cfg.view)
+    st.caption("bertviz (Vig 2019). Hover a token to see where it looks; in the head view, pick a layer and "
+               "double-click a colour to show one head." +
+               (f" It shows the first {shown} tokens: each head and token pair is a line to draw." if shown < len(e.tokens) else ""))
+    st.iframe(page, height=view_height(cfg.view, shown, L, H))
+
+
+def heads_tab() -> None:
+    st.markdown(
+        "Four scores per head, one grid each (rows: layers, columns: heads). **Click a cell** to open that "
+        "head below. *Entropy*: low when the head looks at few tokens. *Previous token*: weight on the token just "
+        "before. *First token*: weight on position 0, where heads park attention when they have nothing to do "
+        "(an *attention sink*). *Induction*: on a random sequence shown twice, weight on the token that followed "
+        "the current token last time (Olsson et al. 2022).")
+    for col, (attr, title) in zip(st.columns(4), SCORES.items()):
+        with col:
+            st.plotly_chart(grid_figure(getattr(scores, attr), title, (cfg.layer, cfg.head)), key=f"{P}_grid_{attr}",
+                            on_select=functools.partial(_pick_head, f"{P}_grid_{attr}"), selection_mode="points",
+                            width="stretch")
+    left, right = st.columns([3, 2])
+    with right:
+        layer, head = head_pickers()
+        for attr, title in SCORES.items():
+            st.markdown(f"{title}: **{getattr(scores, attr)[layer, head]:.2f}**")
+        st.caption("Each row is one query token's weights over the keys, and sums to 1. A stripe just below the "
+                   "diagonal is a previous-token head; a column at position 0 is an attention sink; on a repeated "
+                   "text, a stripe parallel to the diagonal, one token past the earlier copy, is an induction head.")
+    with left:
+        st.plotly_chart(pattern_figure(e.attn[layer, head].numpy(), e.tokens, f"Layer {layer}, head {head}", causal,
+                                       height=max(380, 200 + 11 * len(e.tokens))), key=f"{P}_pattern", width="stretch")
+
+
+def step_tab() -> None:
+    a, b, c = st.columns([1, 2, 2])
+    with a:
+        layer, head = head_pickers()
+    b.selectbox("Query token", range(len(e.tokens)), key=f"{P}.query", format_func=lambda i: f"{i}: {e.tokens[i]}")
+    c.slider("Softmax temperature", 0.1, 5.0, step=0.1, key=f"{P}.temperature",
+             help="Scores are divided by it before the softmax: below 1 sharpens the weights, above 1 flattens them.")
+    q, temp = st.session_state[f"{P}.query"], st.session_state[f"{P}.temperature"]
+    step = A.attention_step(model, e.ids, layer, head, q, temp)
+    d = len(step.query)
+    st.markdown(f"Layer {layer}, head {head}, query {q} (**{_md(e.tokens[q])}**). The head projects every token "
+                f"into a query, a key and a value of {d} numbers each.")
+    r1, r2 = st.columns(3), st.columns(3)
+    with r1[0]:
+        bars(step.scores, e.tokens, "1. score = q · k for each key", f"{P}_s1")
+    with r1[1]:
+        bars(step.scaled, e.tokens, f"2. divided by √d = {step.scale:.1f}", f"{P}_s2")
+    with r1[2]:
+        bars(step.masked, e.tokens, "3. causal mask: later keys → −∞" if causal else "3. no mask (bidirectional)",
+             f"{P}_s3")
+    with r2[0]:
+        bars(step.weights, e.tokens, f"4. softmax(scores / {temp:g}) = weights", f"{P}_s4", "weight")
+    with r2[1]:
+        fig = go.Figure(go.Heatmap(z=step.weights[:, None] * step.values, colorscale="RdBu", zmid=0,
+                                   hovertemplate="key %{y}, dim %{x}: %{z:.3f}<extra></extra>"))
+        fig.update_layout(title=dict(text="5. weight × value, per key (rows)", font=dict(size=13)), height=230,
+                          margin=dict(l=10, r=10, t=34, b=10), xaxis_title="dimension",
+                          yaxis=dict(autorange="reversed", title="key"))
+        st.plotly_chart(fig, key=f"{P}_s5", width="stretch")
+    with r2[2]:
+        bars(step.output, [str(i) for i in range(d)], "6. output = sum of the rows of 5", f"{P}_s6",
+             xtitle="dimension")
+    st.caption("Scaling by √d keeps the scores' spread near 1 whatever the head size, so the softmax does not "
+               "saturate (Vaswani et al. 2017, section 3.2.1). At temperature 1 these weights are exactly the "
+               f"model's own (row {q} of the head's pattern).")
+
+
+def ablation_tab() -> None:
+    heads = [(l, h) for l in range(L) for h in range(H)]
+    if f"{P}_ablate" in st.session_state:   # heads picked on a model with more of them
+        st.session_state[f"{P}_ablate"] = [p for p in st.session_state[f"{P}_ablate"] if p in heads]
+    chosen = st.multiselect("Heads to switch off", heads, key=f"{P}_ablate",
+                            format_func=lambda p: f"layer {p[0]} head {p[1]}",
+                            help="A switched-off head passes on zeros instead of its weighted values.")
+    try:
+        if not chosen:
+            raise UserError("Choose one or more heads to see what the model loses without them.")
+        r = A.ablate(model, tok, cfg.text, chosen, MAX_TOKENS)
+        m = st.columns(3)
+        if r.metric == "loss":
+            m[0].metric("loss with every head", f"{r.before:.3f}")
+            m[1].metric("loss without them", f"{r.after:.3f}", f"{r.change:+.3f}", delta_color="inverse")
+            m[2].caption("Loss on this text: " + ("predicting every next token." if causal else
+                                                    "predicting every 7th token, masked."))
+        else:
+            m[0].metric("embedding moved by", f"{r.after:.4f}", help="cosine distance")
+            m[1].caption("MiniLM has no language-model head, so there is no loss: this is how far switching the heads "
+                         "off moves the sentence embedding (mean of the last layer), as cosine distance.")
+    except UserError as err:
+        st.caption(str(err))
+    each_key = f"_{P}_each"
+    if st.button("Switch off each head in turn", key=f"{P}_each_btn", icon=":material/grid_on:"):
+        with st.spinner(f"Measuring {L * H} heads…"):
+            grid = np.array([[A.ablate(model, tok, cfg.text, [(l, h)], MAX_TOKENS).change for h in range(H)]
+                             for l in range(L)])
+        st.session_state[each_key] = (name, cfg.text, grid)
+    if (saved := st.session_state.get(each_key)) and saved[:2] == (name, cfg.text):
+        st.plotly_chart(grid_figure(saved[2], "Change when only this head is off", (cfg.layer, cfg.head)),
+                        key=f"{P}_each_grid", width="content")
+
+
+def watch_tab() -> None:
+    st.markdown(
+        "An **induction head** completes patterns: having seen *A B* earlier, at the next *A* it looks at *B* and "
+        "predicts it. Here a fresh GPT-2 trains on random symbols whose second half repeats the first. The first "
+        "half cannot be learned: its loss stays near ln V, a uniform guess (a little above it once the model "
+        "copies, as copying is wrong there). The repeat can, but only once one head marks each token's "
+        "predecessor (a *previous-token head*) and a head in a later layer uses that mark to find the earlier "
+        "copy. For a while nothing happens; then the loss on the repeat drops suddenly as the induction score "
+        "jumps. Olsson et al. (2022) saw the same phase change, as a bump in the training loss, in their models "
+        "of two or more layers, and not in one-layer models: try 1 layer.")
+    with st.container(border=True):
+        a, b, c, d = st.columns(4)
+        a.slider("Layers", 1, 4, key=f"{I}.n_layer", help=ui.widget_help(InductionConfig, "n_layer"))
+        b.slider("Heads per layer", 1, 8, key=f"{I}.n_head")
+        c.select_slider("Steps", sorted({100, 250, 500, 1000, 1500, 2000, 3000, 5000, st.session_state[f"{I}.steps"]}),
+                        key=f"{I}.steps")
+        d.select_slider("Learning rate", sorted({*LEARNING_RATES, st.session_state[f"{I}.lr"]}), key=f"{I}.lr",
+                        format_func=lambda v: f"{v:g}")
+        a.number_input("Seed", 0, 2**31 - 1, key=f"{I}.seed")
+        b.number_input("Time limit (s)", 5, 300, step=5, key=f"{I}.max_seconds")
+        c.select_slider("Sequence length", sorted({16, 24, 32, 48, 64, st.session_state[f"{I}.seq_len"]}),
+                        key=f"{I}.seq_len")
+        d.slider("Symbols (V)", 8, len(induction.ALPHABET), key=f"{I}.vocab")
+    jobs = ui.controls(I, submissions)
+    ui.live(I, draw_training)
+    for job in jobs:
+        if not job.active:
+            replay(job)
+
+
+def submissions() -> list[dict]:
+    run_cfg = ind_cfg
+    run_cfg.check()
+    owner = ui.session_id()
+    return [dict(key=run_cfg.key(), label="Induction run", total_steps=run_cfg.steps, stage="attention",
+                 max_seconds=run_cfg.max_seconds, fn=lambda job: induction.run(run_cfg, job, owner=owner))]
+
+
+def draw_training(snaps: list[dict]) -> None:
+    by_id = {j.id: j for j in ui.jobs_of(I)}
+    for s in snaps:
+        ui.status_line(s, by_id.get(s["id"]))
+        tr = [r for r in s["records"] if "loss" in r]
+        ev = [r for r in s["records"] if "induction_score" in r]
+        if not ev:
+            continue
+        steps = [r["step"] for r in ev]
+        a, b, c = st.columns([3, 3, 2])
+        with a:
+            ui.curve_chart([dict(name="training (all)", x=[r["step"] for r in tr], y=ui.smooth([r["loss"] for r in tr]),
+                                 color="#bbbbbb"),
+                            dict(name="first half", x=steps, y=[r["loss_first_half"] for r in ev], color="#d62728"),
+                            dict(name="repeated half", x=steps, y=[r["loss_repeat"] for r in ev], color="#1f77b4")],
+                           "Loss (nats per token)", hlines=[(s["info"]["uniform_loss"], "ln V: a uniform guess")],
+                           key=f"{I}_loss_{s['id']}", height=320)
+        with b:
+            ui.curve_chart([dict(name="best induction head", x=steps, y=[r["induction_score"] for r in ev],
+                                 color="#2ca02c"),
+                            dict(name="best previous-token head", x=steps, y=[r["previous_token_score"] for r in ev],
+                                 color="#9467bd")],
+                           "Best head's score", ytitle="score", key=f"{I}_score_{s['id']}", height=320)
+        with c:
+            last = s["samples"][-1]
+            lh = np.unravel_index(np.argmax(last["induction"]), last["induction"].shape)
+            st.plotly_chart(pattern_figure(last["attn"][lh].astype(float), s["info"]["example"],
+                                           f"step {last['step']}: layer {lh[0]}, head {lh[1]}", True, height=320,
+                                           labels=False),
+                            key=f"{I}_live_{s['id']}", width="stretch")
+
+
+def replay(job) -> None:
+    """After a run: a slider over the saved checkpoints replays how one head's pattern changed."""
+    snap = job.snapshot()
+    samples = snap["samples"]
+    if not samples:
+        return
+    st.subheader("Replay: how the pattern changed")
+    final = samples[-1]["induction"]
+    best = tuple(int(i) for i in np.unravel_index(np.argmax(final), final.shape))
+    heads = [(l, h) for l in range(final.shape[0]) for h in range(final.shape[1])]
+    a, b = st.columns([3, 1])
+    at_step = a.select_slider("Checkpoint (training step)", [s["step"] for s in samples],
+                              value=samples[-1]["step"], key=f"{I}_replay_{job.id}")
+    lh = b.selectbox("Head", heads, index=heads.index(best), key=f"{I}_replay_head_{job.id}",
+                     format_func=lambda p: f"layer {p[0]} head {p[1]}" + (" (best)" if p == best else ""))
+    sample = next(s for s in samples if s["step"] == at_step)
+    record = next(r for r in snap["records"] if r.get("step") == at_step and "induction_score" in r)
+    c, d = st.columns([3, 2])
+    with c:
+        st.plotly_chart(pattern_figure(sample["attn"][lh].astype(float), snap["info"]["example"],
+                                       f"Step {at_step}: layer {lh[0]}, head {lh[1]}", True,
+                                       height=200 + 12 * len(snap["info"]["example"])),
+                        key=f"{I}_replay_fig_{job.id}", width="stretch")
+    with d:
+        m = st.columns(2)
+        m[0].metric("loss on the repeat", f"{record['loss_repeat']:.3f}")
+        m[1].metric("best induction score", f"{record['induction_score']:.2f}")
+        st.plotly_chart(grid_figure(sample["induction"], f"Induction score per head at step {at_step}", lh),
+                        key=f"{I}_replay_grid_{job.id}", width="stretch")
+        st.plotly_chart(grid_figure(sample["previous_token"], f"Previous-token score at step {at_step}", lh),
+                        key=f"{I}_replay_prev_{job.id}", width="stretch")
+        st.caption("An induction head's pattern is a stripe parallel to the diagonal, "
+                   f"{snap['info']['half'] - 1} places left of it (half-length − 1): from each repeated token to "
+                   "the token after its first copy. Its partner, a previous-token head in an earlier layer, is the "
+                   "stripe just below the diagonal.")
+    if job.result and Path(job.result).name in CHOICES:   # a replayed run saved by another session is theirs
+        st.caption(f"Saved as `{Path(job.result).name}`: pick it in the model list at the top of the page to "
+                   "look at its heads with your own text, e.g. *qwertyqwerty*.")
+
+
+# --- page ------------------------------------------------------------------------------------------
+
+torch.set_num_threads(1)   # per thread; with other jobs on the cores, 2 threads ran many times slower
 ui.init_config(AttentionConfig, P)
 ui.init_config(InductionConfig, I)
 
@@ -165,7 +433,8 @@ st.markdown(
     "In every layer of a transformer, **attention heads** move information between positions. Each token "
     "(the *query*) scores every token it may see (the *keys*) by a dot product, turns the scores into weights "
     "with a softmax, and takes the weighted average of their *values*. Pick a model, type a text, and see "
-    "where each head looks, what the heads are good at, and what the model loses when some are switched off.")
+    "where each head looks, what the heads are good at, and what the model loses when some are switched off; "
+    "or train a tiny model and watch an induction head form.")
 
 if st.session_state[f"{P}.model"] not in CHOICES:
     missing = st.session_state[f"{P}.model"]
@@ -176,7 +445,8 @@ c1, c2 = st.columns([2, 3])
 c1.selectbox("Model", list(CHOICES), key=f"{P}.model", format_func=lambda n: CHOICES[n][0],
              help="Models you train on this app's pages appear here too.")
 c2.text_area("Text", key=f"{P}.text", height=90, max_chars=2000,
-             help=f"The views read the first {MAX_TOKENS} tokens; the model view the first {MODEL_VIEW_TOKENS}.")
+             help=f"The views read the first {MAX_TOKENS} tokens; bertviz's model view at most the first "
+                  f"{MODEL_VIEW_TOKENS}.")
 
 name = st.session_state[f"{P}.model"]
 with st.spinner("Loading the model…"):
@@ -211,210 +481,10 @@ else:
                "That is why BERT is trained to fill in masked tokens rather than to write the next one. "
                "[CLS] and [SEP] are the special tokens it always sees first and last.")
 
-# --- page: views -------------------------------------------------------------------------------
-
-if e:
-    st.header("Where the heads look")
-    st.segmented_control("View", ("head", "model"), key=f"{P}.view", required=True,
-                         format_func={"head": "Head view (one layer, all heads)",
-                                      "model": "Model view (every layer and head)"}.get)
-    page, shown = view_html(name, cfg.text, cfg.view)
-    st.caption("bertviz (Vig 2019). Hover a token to see where it looks; in the head view, pick a layer and "
-               "double-click a colour to show one head." +
-               (f" The model view shows the first {shown} tokens." if cfg.view == "model" and shown < len(e.tokens) else ""))
-    st.iframe(page, height=min(1200, 140 + 15 * shown) if cfg.view == "head" else 80 + 110 * L)
-
-    st.header("What each head is good at")
-    st.markdown(
-        "Four scores per head, one grid each (rows: layers, columns: heads). **Click a cell** to open that "
-        "head below. *Entropy*: low when the head looks at few tokens. *Previous token*: weight on the token just "
-        "before. *First token*: weight on position 0, where heads park attention when they have nothing to do "
-        "(an *attention sink*). *Induction*: on a random sequence shown twice, weight on the token that followed "
-        "the current token last time (Olsson et al. 2022).")
-    cols = st.columns(4)
-    for col, (attr, title) in zip(cols, SCORES.items()):
-        with col:
-            st.plotly_chart(grid_figure(getattr(scores, attr), title, (cfg.layer, cfg.head)), key=f"{P}_grid_{attr}",
-                            on_select=_pick_head, args=(f"{P}_grid_{attr}",), selection_mode="points", width="stretch")
-
-    st.subheader("One head's pattern")
-    a, b, _ = st.columns([1, 1, 3])
-    a.selectbox("Layer", range(L), key=f"{P}.layer")
-    b.selectbox("Head", range(H), key=f"{P}.head")
-    layer, head = st.session_state[f"{P}.layer"], st.session_state[f"{P}.head"]
-    facts = ", ".join(f"{title.lower()} {getattr(scores, attr)[layer, head]:.2f}" for attr, title in SCORES.items())
-    st.caption(f"Layer {layer}, head {head}: {facts}. Rows sum to 1: each is one query token's weights.")
-    st.plotly_chart(pattern_figure(e.attn[layer, head].numpy(), e.tokens, f"Layer {layer}, head {head}", causal,
-                                   height=max(360, 180 + 9 * len(e.tokens))), key=f"{P}_pattern", width="stretch")
-
-    # --- one head, step by step ----------------------------------------------------------------
-    st.header("One head, step by step")
-    a, b = st.columns([2, 3])
-    a.selectbox("Query token", range(len(e.tokens)), key=f"{P}.query",
-                format_func=lambda i: f"{i}: {e.tokens[i]}")
-    b.slider("Softmax temperature", 0.1, 5.0, step=0.1, key=f"{P}.temperature",
-             help="Scores are divided by it before the softmax: below 1 sharpens the weights, above 1 flattens them.")
-    q, temp = st.session_state[f"{P}.query"], st.session_state[f"{P}.temperature"]
-    step = A.attention_step(model, e.ids, layer, head, q, temp)
-    d = len(step.query)
-    st.markdown(f"Layer {layer}, head {head}, query {q} (**{_md(e.tokens[q])}**). The head projects every token "
-                f"into a query, a key and a value of {d} numbers each.")
-    r1 = st.columns(3)
-    with r1[0]:
-        bars(step.scores, e.tokens, "1. score = q · k for each key", f"{P}_s1")
-    with r1[1]:
-        bars(step.scaled, e.tokens, f"2. divided by √d = {step.scale:.1f}", f"{P}_s2")
-    with r1[2]:
-        bars(step.masked, e.tokens, "3. causal mask: later keys → −∞" if causal else "3. no mask (bidirectional)",
-             f"{P}_s3")
-    r2 = st.columns(3)
-    with r2[0]:
-        bars(step.weights, e.tokens, f"4. softmax(scores / {temp:g}) = weights", f"{P}_s4", "weight")
-    with r2[1]:
-        fig = go.Figure(go.Heatmap(z=step.weights[:, None] * step.values, colorscale="RdBu", zmid=0,
-                                   hovertemplate="key %{y}, dim %{x}: %{z:.3f}<extra></extra>"))
-        fig.update_layout(title=dict(text="5. weight × value, per key (rows)", font=dict(size=13)), height=230,
-                          margin=dict(l=10, r=10, t=34, b=10), xaxis_title="dimension",
-                          yaxis=dict(autorange="reversed", title="key"))
-        st.plotly_chart(fig, key=f"{P}_s5", width="stretch")
-    with r2[2]:
-        bars(step.output, [str(i) for i in range(d)], "6. output = sum of the rows of 5", f"{P}_s6")
-    st.caption("Scaling by √d keeps the scores' spread near 1 whatever the head size, so the softmax does not "
-               "saturate (Vaswani et al. 2017, section 3.2.1). At temperature 1 these weights are exactly the "
-               "model's own (the pattern above, row " f"{q}).")
-
-    # --- switching heads off -------------------------------------------------------------------
-    st.header("Switch heads off")
-    heads = [(l, h) for l in range(L) for h in range(H)]
-    chosen = st.multiselect("Heads to switch off", heads, key=f"{P}_ablate",
-                            format_func=lambda p: f"layer {p[0]} head {p[1]}",
-                            help="A switched-off head passes on zeros instead of its weighted values.")
-    try:
-        r = A.ablate(model, tok, cfg.text, chosen, MAX_TOKENS)
-        m = st.columns(3)
-        if r.metric == "loss":
-            m[0].metric("loss with every head", f"{r.before:.3f}")
-            m[1].metric("loss without them", f"{r.after:.3f}", f"{r.change:+.3f}", delta_color="inverse")
-            m[2].caption("Loss on this text: " + ("predicting every next token." if causal else
-                                                    "predicting every 7th token, masked."))
-        else:
-            m[0].metric("embedding moved by", f"{r.after:.4f}", help="cosine distance")
-            m[1].caption("MiniLM has no language-model head, so there is no loss: this is how far switching the heads "
-                         "off moves the sentence embedding (mean of the last layer), as cosine distance.")
-    except UserError as err:
-        st.warning(str(err), icon=":material/edit_note:")
-    each_key = f"_{P}_each"
-    if st.button("Switch off each head in turn", key=f"{P}_each_btn", icon=":material/grid_on:"):
-        with st.spinner(f"Measuring {L * H} heads…"):
-            grid = np.array([[A.ablate(model, tok, cfg.text, [(l, h)], MAX_TOKENS).change for h in range(H)]
-                             for l in range(L)])
-        st.session_state[each_key] = (name, cfg.text, grid)
-    if (saved := st.session_state.get(each_key)) and saved[:2] == (name, cfg.text):
-        st.plotly_chart(grid_figure(saved[2], "Change when only this head is off", (layer, head)),
-                        key=f"{P}_each_grid", width="content")
-
-
-# --- watch an induction head form --------------------------------------------------------------
-
-st.header("Watch an induction head form")
-st.markdown(
-    "An **induction head** completes patterns: having seen *A B* earlier, at the next *A* it looks at *B* and "
-    "predicts it. Below, a fresh GPT-2 trains on random symbols whose second half repeats the first. The first "
-    "half cannot be learned: its loss stays at ln V, a uniform guess. The repeat can, but only once one head "
-    "marks each token's predecessor (a *previous-token head*) and a head in a later layer uses that mark to "
-    "find the earlier copy. For a while nothing happens; then the loss on the repeat drops suddenly as the "
-    "induction score jumps. Olsson et al. (2022) saw the same phase change, as a bump in the training loss, "
-    "in every model of two or more layers they trained, and none in one-layer models: try 1 layer.")
-with st.container(border=True):
-    a, b, c, d = st.columns(4)
-    a.slider("Layers", 1, 4, key=f"{I}.n_layer", help=ui.widget_help(InductionConfig, "n_layer"))
-    b.slider("Heads per layer", 1, 8, key=f"{I}.n_head")
-    c.number_input("Steps", 100, 20000, step=100, key=f"{I}.steps")
-    d.select_slider("Learning rate", sorted({*LEARNING_RATES, st.session_state[f"{I}.lr"]}), key=f"{I}.lr",
-                    format_func=lambda v: f"{v:g}")
-    a.number_input("Seed", 0, 2**31 - 1, key=f"{I}.seed")
-    b.number_input("Time limit (s)", 5, 300, step=5, key=f"{I}.max_seconds")
-    c.select_slider("Sequence length", sorted({16, 24, 32, 48, 64, st.session_state[f"{I}.seq_len"]}),
-                    key=f"{I}.seq_len")
-    d.slider("Symbols (V)", 8, len(induction.ALPHABET), key=f"{I}.vocab")
-
-
-def submissions() -> list[dict]:
-    run_cfg = ind_cfg
-    run_cfg.check()
-    owner = ui.session_id()
-    return [dict(key=run_cfg.key(), label="Induction run", total_steps=run_cfg.steps, stage="attention",
-                 max_seconds=run_cfg.max_seconds, fn=lambda job: induction.run(run_cfg, job, owner=owner))]
-
-
-jobs = ui.controls(I, submissions)
-
-
-def draw(snaps: list[dict]) -> None:
-    by_id = {j.id: j for j in ui.jobs_of(I)}
-    for s in snaps:
-        ui.status_line(s, by_id.get(s["id"]))
-        tr = [r for r in s["records"] if "loss" in r]
-        ev = [r for r in s["records"] if "induction_score" in r]
-        if not ev:
-            continue
-        steps = [r["step"] for r in ev]
-        a, b, c = st.columns([3, 3, 2])
-        with a:
-            ui.curve_chart([dict(name="training (all)", x=[r["step"] for r in tr], y=ui.smooth([r["loss"] for r in tr]),
-                                 color="#bbbbbb"),
-                            dict(name="first half", x=steps, y=[r["loss_first_half"] for r in ev], color="#d62728"),
-                            dict(name="repeated half", x=steps, y=[r["loss_repeat"] for r in ev], color="#1f77b4")],
-                           "Loss (nats per token)", hlines=[(s["info"]["uniform_loss"], "ln V: a uniform guess")],
-                           key=f"{I}_loss_{s['id']}", height=320)
-        with b:
-            ui.curve_chart([dict(name="best induction head", x=steps, y=[r["induction_score"] for r in ev],
-                                 color="#2ca02c"),
-                            dict(name="best previous-token head", x=steps, y=[r["previous_token_score"] for r in ev],
-                                 color="#9467bd")],
-                           "Best head's score", ytitle="score", key=f"{I}_score_{s['id']}", height=320)
-        with c:
-            last = s["samples"][-1]
-            lh = np.unravel_index(np.argmax(last["induction"]), last["induction"].shape)
-            st.plotly_chart(pattern_figure(last["attn"][lh].astype(float), s["info"]["example"],
-                                           f"step {last['step']}: layer {lh[0]}, head {lh[1]}", True, height=320),
-                            key=f"{I}_live_{s['id']}", width="stretch")
-
-
-ui.live(I, draw)
-
-for job in [j for j in jobs if not j.active]:
-    snap = job.snapshot()
-    samples = snap["samples"]
-    if not samples:
-        continue
-    st.subheader("Replay: how the pattern changed")
-    final = samples[-1]["induction"]
-    best = tuple(int(i) for i in np.unravel_index(np.argmax(final), final.shape))
-    heads = [(l, h) for l in range(final.shape[0]) for h in range(final.shape[1])]
-    a, b = st.columns([3, 1])
-    at_step = a.select_slider("Checkpoint (training step)", [s["step"] for s in samples],
-                              value=samples[-1]["step"], key=f"{I}_replay_{job.id}")
-    lh = b.selectbox("Head", heads, index=heads.index(best), key=f"{I}_replay_head_{job.id}",
-                     format_func=lambda p: f"layer {p[0]} head {p[1]}" + (" (best)" if p == best else ""))
-    sample = next(s for s in samples if s["step"] == at_step)
-    record = next(r for r in snap["records"] if r.get("step") == at_step and "induction_score" in r)
-    c, d = st.columns([3, 2])
-    with c:
-        st.plotly_chart(pattern_figure(sample["attn"][lh].astype(float), snap["info"]["example"],
-                                       f"Step {at_step}: layer {lh[0]}, head {lh[1]}", True),
-                        key=f"{I}_replay_fig_{job.id}", width="stretch")
-    with d:
-        m = st.columns(2)
-        m[0].metric("loss on the repeat", f"{record['loss_repeat']:.3f}")
-        m[1].metric("best induction score", f"{record['induction_score']:.2f}")
-        st.plotly_chart(grid_figure(sample["induction"], f"Induction score per head at step {at_step}", lh),
-                        key=f"{I}_replay_grid_{job.id}", width="stretch")
-        st.plotly_chart(grid_figure(sample["previous_token"], f"Previous-token score at step {at_step}", lh),
-                        key=f"{I}_replay_prev_{job.id}", width="stretch")
-        st.caption("An induction head's pattern is a stripe one place right of the diagonal offset by the "
-                   f"half-length ({snap['info']['half']}): from each repeated token to the token after its "
-                   "first copy. Its partner, a previous-token head, is the stripe just below the diagonal.")
-    if job.result:
-        st.caption(f"Saved as `{job.result.split('/')[-1]}`: pick it in the model list at the top of the page to "
-                   "look at its heads with your own text, e.g. *qwertyqwerty*.")
+# Only the open tab runs and is drawn: the views alone then render well within 2 s of a new text
+# (with every section drawn at once, the browser took twice as long).
+tabs = st.tabs(TAB_NAMES, key=f"{P}.tab", on_change="rerun")
+for tab, draw in zip(tabs, (views_tab, heads_tab, step_tab, ablation_tab, watch_tab)):
+    if tab.open and (e or draw is watch_tab):   # the text's problem is shown above
+        with tab:
+            draw()

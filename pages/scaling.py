@@ -1,0 +1,579 @@
+"""Model scaling: loss against size, compute-optimal allocation, when bigger is not better,
+and smaller models that keep most of the quality. Trained live by engine/scaling.py."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import sample_colorscale
+
+from engine import limits, runs
+from engine import scaling as sc
+from engine.config import UserError
+from engine.scaling import ScalingConfig
+from pages import ui
+
+P = "sc"  # widget-key prefix; job slots are sc_sweep, sc_iso, sc_overfit, sc_prune, sc_distill
+ui.init_config(ScalingConfig, P)
+cfg: ScalingConfig = ui.read_config(ScalingConfig, P)
+hlp = lambda name: ui.widget_help(ScalingConfig, name)  # noqa: E731
+ARCH = {"gpt2": "GPT-2", "llama": "Llama"}
+LOSS = "validation loss (nats per character)"
+SIZES = [700, 1_000, 3_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 300_000, 500_000, 1_000_000,
+         2_000_000, 3_000_000]
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+def size_slider(label: str, name: str, presets=SIZES, fmt=sc.human) -> None:
+    """A select slider over presets that also holds whatever value a link brought."""
+    key = f"{P}.{name}"
+    options = sorted({*presets, st.session_state[key]})
+    st.select_slider(label, options, key=key, format_func=fmt, help=hlp(name))
+
+
+def chart(series: list[dict], title: str, xtitle: str, ytitle: str = LOSS, log_x: bool = False,
+          log_y: bool = False, key: str | None = None, hlines=(), height: int = 360, x_power: bool = False) -> None:
+    """ui.curve_chart with an x axis of our choosing and log axes. series: name, x, y and
+    optional color, dash, mode ("lines", "markers", "lines+markers"), symbol, legend."""
+    fig = go.Figure()
+    for s in series:
+        x, y = ui.downsample(list(s["x"]), list(s["y"]))
+        fig.add_trace(go.Scatter(x=x, y=y, name=s["name"], mode=s.get("mode", "lines"),
+                                 showlegend=s.get("legend", True),
+                                 line=dict(dash=s.get("dash"), color=s.get("color")),
+                                 marker=dict(symbol=s.get("symbol", "circle"), size=s.get("size", 8),
+                                             color=s.get("color"))))
+    xs = [v for s in series for v in s["x"]]
+    for y, label in hlines:
+        if log_y:  # on a log axis plotly places annotations in log units: draw the line as a trace instead
+            fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[y, y], name=label, mode="lines",
+                                     line=dict(dash="dot", color="gray")))
+        else:
+            fig.add_hline(y=y, line_dash="dot", line_color="gray", annotation_text=label,
+                          annotation_position="top right")
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(title=xtitle, type="log" if log_x else "linear", exponentformat="power" if x_power else "SI")
+    fig.update_yaxes(title=ytitle, type="log" if log_y else "linear")
+    st.plotly_chart(fig, key=key, width="stretch")
+
+
+def palette(n: int) -> list[str]:
+    """Small models light, large models dark: size reads as colour on every chart."""
+    return sample_colorscale("Viridis", [0.85 - 0.75 * i / max(1, n - 1) for i in range(n)])
+
+
+def plan_table(rows: list[dict], extra: tuple = ()) -> None:
+    cols = ["model", "layers", "width", "heads", "N = 12·L·d²", "N (non-embedding)", "total parameters",
+            "tokens D", "steps", "FLOPs 6·N·D", *extra]
+    num = st.column_config.NumberColumn
+    st.dataframe([{c: r[c] for c in cols if c in r} for r in rows], hide_index=True, width="stretch",
+                 column_config={"FLOPs 6·N·D": num(format="%.2e"), "budget": num(format="%.0e"),
+                                "peak lr": num(format="%.2e"), "tokens/parameter": num(format="%.1f"),
+                                **{c: num(format="compact") for c in ("N = 12·L·d²", "N (non-embedding)",
+                                                                       "total parameters", "tokens D")}})
+
+
+def statuses(slot: str, snaps: list[dict]) -> None:
+    by_id = {j.id: j for j in ui.jobs_of(slot)}
+    for s in snaps:
+        ui.status_line(s, by_id.get(s["id"]))
+
+
+def train_series(records: list[dict], colors: dict, dash=None, suffix="") -> list[dict]:
+    """Smoothed training loss against tokens seen, one line per model."""
+    out = []
+    for g in dict.fromkeys(r["label"] for r in records if "loss" in r):
+        rs = [r for r in records if r.get("label") == g and "loss" in r]
+        out.append(dict(name=f"{g}{suffix}", x=[r["tokens"] for r in rs], y=ui.smooth([r["loss"] for r in rs]),
+                        color=colors.get(g), dash=dash))
+    return out
+
+
+def try_plan(fn, *args):
+    """A plan, or None after showing why it cannot run (the same message Start would give)."""
+    try:
+        return fn(*args)
+    except UserError as e:
+        st.error(str(e), icon=":material/error:")
+        return None
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def fit(n: tuple, loss: tuple, floor: bool) -> sc.PowerLawFit:
+    """The bootstrap refits 300 times: once per set of finished models, not on every refresh."""
+    return sc.fit_power_law(n, loss, floor=floor)
+
+
+def vocab_of(corpus: str, block: int) -> int:
+    return len(sc.load_corpus(corpus, block).tokenizer)
+
+
+# --- the page --------------------------------------------------------------------------------------
+
+st.title("Model scaling")
+st.markdown(
+    "Make a language model bigger, or train it on more tokens, and its loss falls along a **power law**: "
+    "a straight line on log-log axes, bending towards a floor. That regularity is how labs decide how large "
+    "a model to train before spending the compute. Here you measure it yourself with tiny character-level "
+    "models, trained live, and compare what you find with what the papers found.")
+a, b = st.columns(2)
+a.latex(r"N \approx 12\,L\,d^2")
+b.latex(r"C \approx 6\,N\,D")
+st.caption("N: non-embedding parameters of L layers of width d. Attention has 4d² weights (query, key, value, "
+           "output) and the MLP 8d² (d → 4d → d) per layer (Kaplan et al. 2020, section 2.1). C: training FLOPs for "
+           "D tokens, as every token costs about 2N FLOPs forward and 4N backward. Embeddings are left out of N, as "
+           "Kaplan did: counting them bends the curves at small sizes.")
+
+tab_sweep, tab_iso, tab_calc, tab_over, tab_small = st.tabs(
+    ["Size sweep", "Compute-optimal size", "Budget calculator", "When bigger is not better", "Smaller models"])
+
+# --- 1. the size sweep ----------------------------------------------------------------------------
+with tab_sweep:
+    st.markdown("Train models of several sizes on **the same text for the same number of tokens**, smallest "
+                "first, in one job. Then plot each one's final loss against its size and fit "
+                "**L(N) = E + A / N^α**.")
+    with st.container(border=True):
+        a, b, c = st.columns(3)
+        a.radio("Corpus", ("python-docs", "world"), key=f"{P}.corpus", horizontal=True, help=hlp("corpus"),
+                format_func={"python-docs": "Python's docs (real English)", "world": "Built-in stories"}.get)
+        a.segmented_control("Architecture", ("gpt2", "llama", "both"), key=f"{P}.arch", required=True,
+                            help=hlp("arch"), format_func={"gpt2": "GPT-2", "llama": "Llama", "both": "Both"}.get)
+        b.slider("Models", 1, 6, key=f"{P}.n_models", help=hlp("n_models"))
+        with b:
+            size_slider("Smallest N", "min_params")
+            size_slider("Largest N", "max_params")
+        with c:
+            size_slider("Training tokens per model", "tokens",
+                        (50_000, 100_000, 200_000, 300_000, 500_000, 1_000_000, 2_000_000))
+        with c.expander("Batch, context, learning rate, seed"):
+            st.number_input("Batch size", 1, 128, key=f"{P}.batch_size")
+            st.select_slider("Context (characters)", [16, 32, 64, 128, 256], key=f"{P}.block_size")
+            st.number_input("Learning-rate scale", 0.1, 10.0, key=f"{P}.lr_scale", step=0.25, help=hlp("lr_scale"))
+            st.number_input("Seed", 0, 2**31 - 1, key=f"{P}.seed")
+    st.caption("Python's documentation is real prose with a long tail of words and symbols, so every size has "
+               "more to learn and the losses line up on a clean power law. The built-in stories are generated "
+               "from templates: larger models learn the templates almost exactly and the curve drops off a cliff "
+               "rather than following a power law.")
+    sweep = cfg.part(sc.SweepConfig)
+    plans = {one.arch: try_plan(sc.sweep_plan, one, vocab_of(one.corpus, one.block_size)) for one in sweep.archs()}
+    for arch, plan in plans.items():
+        if plan:
+            with st.expander(f"The {len(plan)} {ARCH[arch]} models: parameters and FLOPs", expanded=False):
+                plan_table([s.row() for s in plan], ("peak lr",))
+                st.caption(f"Total {sum(s.flops for s in plan):.2e} FLOPs. Peak learning rate by size from Kaplan "
+                           "et al. (2020, eq. D.1), LR(N) = 0.003239 − 0.0001395·ln N"
+                           + (f", times {sweep.lr_scale:g}" if sweep.lr_scale != 1 else "")
+                           + "; warmup then cosine decay over the run, and the same batches for every model.")
+
+    def sweep_jobs() -> list[dict]:
+        owner = ui.session_id()
+        out = []
+        for one in sweep.archs():
+            plan = sc.sweep_plan(one, vocab_of(one.corpus, one.block_size))  # refuses bad sizes at the click
+            out.append(dict(key=one.key(), label=f"{ARCH[one.arch]} sweep", total_steps=sum(s.steps for s in plan),
+                            max_seconds=limits.MAX_JOB_SECONDS, stage="scaling",
+                            fn=lambda job, one=one: sc.run_sweep(one, job, owner)))
+        return out
+
+    ui.controls("sc_sweep", sweep_jobs)
+
+    def draw_sweep(snaps: list[dict]) -> None:
+        statuses("sc_sweep", snaps)
+        series, points = [], {}
+        for s in snaps:
+            plan = s["info"].get("plan", [])
+            colors = dict(zip([r["model"] for r in plan], palette(len(plan))))
+            dash = "dash" if s["info"].get("arch") == "llama" else None
+            tag = f" {ARCH.get(s['info'].get('arch'), '')}" if len(snaps) > 1 else ""
+            series += train_series(s["records"], colors, dash=dash, suffix=tag)
+            done = [m for m in s["info"].get("models", []) if m["status"] == "done"]
+            if done:
+                points[s["info"]["arch"]] = done
+        if series:
+            uni = snaps[0]["info"].get("uniform_loss")
+            chart(series, "Training loss of every size (smoothed), as it trains", "tokens seen",
+                  "training loss (nats per character)", key="sc_sweep_curves",
+                  hlines=[(uni, f"ln V = {uni:.2f}: a uniform guess")] if uni else ())
+        if points:
+            draw_fit(points)
+
+    def draw_fit(points: dict) -> None:
+        series, fits = [], {}
+        for arch, done in points.items():
+            n = [m["N (non-embedding)"] for m in done]
+            loss = [m["val_loss"] for m in done]
+            color = "#1f77b4" if arch == "gpt2" else "#d62728"
+            series.append(dict(name=f"{ARCH[arch]} models", x=n, y=loss, mode="markers", color=color, size=10))
+            grid = np.geomspace(min(n) / 2, max(n) * 2, 60)
+            for floor, dash in ((False, "dashdot"), (True, "dot")):
+                try:
+                    law = fits[arch, floor] = fit(tuple(n), tuple(loss), floor)
+                except UserError as e:  # too few sizes: say so, show the points anyway
+                    if floor:
+                        st.caption(f"{ARCH[arch]}: {e}")
+                    else:
+                        st.info(f"{ARCH[arch]}: {e}", icon=":material/info:")
+                    continue
+                series.append(dict(name=f"{ARCH[arch]} {'E + A/N^α' if floor else 'A/N^α'}: α = {law.alpha:.3f}",
+                                   x=grid, y=law.predict(grid), color=color, dash=dash))
+        chart(series, "Final validation loss against size (log-log)", "non-embedding parameters N", LOSS,
+              log_x=True, log_y=True, key="sc_sweep_fit")
+        if not fits:
+            return
+        rows = {False: [], True: []}
+        for (arch, floor), law in fits.items():
+            lo, hi = law.alpha_range
+            rows[floor].append(f"| your {ARCH[arch]} sweep | {'E + A/N^α' if floor else 'A/N^α'} | "
+                               f"**{law.alpha:.3f}** ± {law.alpha_std:.3f} ({lo:.3f} to {hi:.3f}) | "
+                               + (f"E = {law.E:.2f}, A = {law.A:.3g}" if floor else f"A = {law.A:.3g}") + " |")
+        st.markdown("| | law | exponent α of N | constants |\n|---|---|---|---|\n" + "\n".join(rows[False]) + "\n"
+                    f"| Kaplan et al. 2020 | (N_c/N)^α_N | **{sc.KAPLAN_ALPHA_N}** | N_c = 8.8e13 |\n"
+                    + "".join(r + "\n" for r in rows[True])
+                    + f"| Hoffmann et al. 2022 | E + A/N^α + B/D^β | **{sc.CHINCHILLA['alpha']}** "
+                    f"(β = {sc.CHINCHILLA['beta']} for data) | E = 1.69, A = 406.4, B = 410.7 |")
+        st.caption("± one bootstrap standard deviation, and in brackets a 68% interval: the residuals were resampled "
+                   "onto the fitted curve and the fit repeated 300 times. With a floor E, a curve that barely bends "
+                   "fits almost as well with a higher floor and a steeper exponent, so that interval is wide; "
+                   "without one (Kaplan's form, to compare with his α_N) it is narrow. Kaplan: WebText2, byte-pair "
+                   "tokens, models trained close to convergence. Hoffmann (Chinchilla): MassiveText, N and D fitted "
+                   "together. **The absolute constants do not transfer** to a character-level toy trained on a few "
+                   "hundred thousand tokens (other tokens, data and sizes), **but the shape does**: a power law in N "
+                   "that flattens towards a floor.")
+
+    ui.live("sc_sweep", draw_sweep)
+
+# --- 2. IsoFLOP ---------------------------------------------------------------------------------
+with tab_iso:
+    st.markdown(
+        "With a fixed compute budget C ≈ 6·N·D, a bigger model gets fewer tokens. Too small a model cannot use "
+        "the data; too large a model sees too little of it. Train several sizes **on the same budget** and the "
+        "losses form a **U**; its bottom is the compute-optimal size (Hoffmann et al. 2022, Approach 2: "
+        "\"IsoFLOP profiles\").")
+    with st.container(border=True):
+        a, b, c = st.columns(3)
+        a.text_input("Compute budgets in FLOPs (one to three)", key=f"{P}.budgets", help=hlp("budgets"),
+                     placeholder="1e10,3e10")
+        a.caption("1e10 and 3e10 finish in about a minute and a half; 1e11 takes several more minutes.")
+        b.slider("Sizes per budget", 3, 7, key=f"{P}.iso_models")
+        with c:
+            size_slider("Smallest N", "iso_min")
+            size_slider("Largest N", "iso_max")
+    st.caption(f"Same corpus, context, batch and seed as the size sweep ({cfg.corpus}).")
+    iso = cfg.part(sc.IsoConfig)
+    iso_plan = try_plan(sc.iso_plan, iso, vocab_of(iso.corpus, iso.block_size))
+    if iso_plan:
+        plan, notes = iso_plan
+        for note in notes:
+            st.warning(note, icon=":material/warning:")
+        with st.expander(f"The {len(plan)} runs: each size gets the tokens its budget allows"):
+            plan_table([{**s.row(), "budget": c, "tokens/parameter": s.tokens / s.n} for c, s in plan],
+                       ("budget", "tokens/parameter"))
+
+    def iso_jobs() -> list[dict]:
+        plan, _ = sc.iso_plan(iso, vocab_of(iso.corpus, iso.block_size))
+        return [dict(key=iso.key(), label="IsoFLOP runs", total_steps=sum(s.steps for _, s in plan),
+                     max_seconds=limits.MAX_JOB_SECONDS, stage="scaling", fn=lambda job: sc.run_isoflop(iso, job))]
+
+    ui.controls("sc_iso", iso_jobs)
+
+    def draw_iso(snaps: list[dict]) -> None:
+        statuses("sc_iso", snaps)
+        s = snaps[0]
+        budgets = sorted({r["budget"] for r in s["info"].get("plan", [])})
+        colors = dict(zip(budgets, sample_colorscale("Plasma", [0.1 + 0.7 * i / max(1, len(budgets) - 1)
+                                                                 for i in range(len(budgets))])))
+        plan = s["info"].get("plan", [])
+        curves = []
+        for i in dict.fromkeys(r["model"] for r in s["records"] if "loss" in r):  # one curve per run, in order
+            rs = [r for r in s["records"] if "loss" in r and r["model"] == i]
+            n, c = plan[i]["N (non-embedding)"], plan[i]["budget"]
+            curves.append(dict(name=f"{plan[i]['model']} @ {c:.0e}", x=[6 * n * r["tokens"] for r in rs],
+                               y=ui.smooth([r["loss"] for r in rs]), color=colors[c], legend=False))
+        done = [r for r in s["info"].get("runs", []) if r["status"] == "done"]
+        left, right = st.columns(2)
+        with left:
+            if curves:
+                chart(curves, "Training curves against compute spent", "FLOPs 6·N·tokens",
+                      "training loss (smoothed)", log_x=True, key="sc_iso_curves", x_power=True)
+        if not done:
+            return
+        series, rows, optima = [], [], []
+        for c in budgets:
+            pts = sorted((r["N (non-embedding)"], r["val_loss"]) for r in done if r["budget"] == c)
+            if not pts:
+                continue
+            n, loss = zip(*pts)
+            series.append(dict(name=f"C = {c:.0e}", x=n, y=loss, mode="lines+markers", color=colors[c]))
+            best = sc.parabola_min(n, loss)
+            row = {"budget C": f"{c:.0e}", "Chinchilla fit's N_opt": sc.human(sc.chinchilla_optimal(c)["n"])}
+            if best is None or not best["inside"]:
+                # no bottom inside the sizes tried: an extrapolated one would be a guess, so none is shown
+                if len(n) < 3:
+                    row["note"] = "needs 3 sizes"
+                elif best is None:
+                    row["note"] = "no U: the losses do not curve upward"
+                else:
+                    side = "below" if best["n_opt"] < min(n) else "above"
+                    row["note"] = f"no U here: the bottom lies {side} the sizes tried"
+                rows.append(row)
+                continue
+            grid = np.geomspace(min(n), max(n), 40)
+            a_, b_, c_ = best["coef"]
+            series.append(dict(name=f"parabola {c:.0e}", x=grid, y=a_ * np.log(grid) ** 2 + b_ * np.log(grid) + c_,
+                               color=colors[c], dash="dot", legend=False))
+            series.append(dict(name=f"minimum {c:.0e}", x=[best["n_opt"]], y=[best["loss"]], mode="markers",
+                               symbol="star", size=16, color=colors[c], legend=False))
+            d_opt = c / (6 * best["n_opt"])
+            optima.append((c, best["n_opt"]))
+            rows.append({**row, "N_opt": sc.human(best["n_opt"]), "D_opt": sc.human(d_opt),
+                         "tokens per parameter": f"{d_opt / best['n_opt']:.0f}", "note": "bottom of the U"})
+        with right:
+            chart(series, "IsoFLOP profiles: final loss against size", "non-embedding parameters N", LOSS,
+                  log_x=True, key="sc_iso_profiles")
+        cols = ["budget C", "N_opt", "D_opt", "tokens per parameter", "Chinchilla fit's N_opt", "note"]
+        st.dataframe([{k: r.get(k, "–") for k in cols} for r in rows], hide_index=True, width="stretch")
+        if optima:
+            ratios = [c / (6 * n * n) for c, n in optima]
+            st.markdown(f"Your runs prefer about **{np.median(ratios):.0f} tokens per parameter**; Hoffmann et al. "
+                        f"(2022) found about **{sc.CHINCHILLA_TOKENS_PER_PARAM}** for large models on web text. At "
+                        "budgets this small a larger model gets only a few dozen optimizer steps, so the best use of "
+                        "the compute is a very small model fed many tokens. What carries over is the U itself, and "
+                        "that its bottom moves to larger models as the budget grows: compare the budgets.")
+        st.session_state["_sc_iso_optima"] = optima  # the calculator marks them on its chart
+
+    ui.live("sc_iso", draw_iso)
+
+# --- 3. calculator --------------------------------------------------------------------------------
+with tab_calc:
+    st.markdown("From a compute budget to the compute-optimal model size N and tokens D, under the two "
+                "published allocations.")
+    st.number_input("Training compute C (FLOPs)", min_value=1.0, max_value=1e30, key=f"{P}.flops", format="%.3e",
+                    help="5.76e23 is what Gopher and Chinchilla were trained with. 1 PF-day = 8.64e19 FLOPs.")
+    C = cfg.flops
+    try:
+        chin, kap = sc.chinchilla_optimal(C), sc.kaplan_optimal(C)
+        if chin["n"] < 1 or chin["d"] < 1:
+            raise UserError(f"C = {C:.3g} FLOPs is too small to train any model: the optimum comes out under one "
+                            "parameter or one token. Try 1e10 or more.")
+    except UserError as e:
+        st.error(str(e), icon=":material/error:")
+    else:
+        st.table([{"allocation": "Chinchilla (Hoffmann et al. 2022, Approach 3)", "N_opt": sc.human(chin["n"]),
+                   "D_opt (tokens)": sc.human(chin["d"]), "tokens per parameter": f"{chin['tokens_per_param']:.3g}",
+                   "predicted loss": f"{chin['loss']:.2f}"},
+                  {"allocation": "Kaplan et al. 2020", "N_opt": sc.human(kap["n"]), "D_opt (tokens)": sc.human(kap["d"]),
+                   "tokens per parameter": f"{kap['tokens_per_param']:.2g}", "predicted loss": "–"}])
+        a, b = st.columns(2)
+        a.latex(r"L(N,D) = 1.69 + \frac{406.4}{N^{0.34}} + \frac{410.7}{D^{0.28}}")
+        a.caption("Hoffmann 2022, Approach 3 (section 3.3, appendix D.2): minimising it subject to C = 6ND gives "
+                  "N_opt = G·(C/6)^(β/(α+β)) with G = (αA/(βB))^(1/(α+β)), and D_opt = C/(6·N_opt) (eq. 4). Their "
+                  f"Approaches 1 and 2 give about {sc.CHINCHILLA_TOKENS_PER_PARAM} tokens per parameter; the Approach 3 "
+                  "constants as printed give more, a known inconsistency (Besiroglu et al. 2024, arXiv:2404.10102).")
+        b.latex(r"N_{opt} = 1.3\times10^{9}\,\left(C / \text{PF-day}\right)^{0.73}")
+        b.caption("Kaplan 2020, figure 14 and table 6 (non-embedding N; 1 PF-day = 8.64e19 FLOPs): most extra "
+                  "compute goes into size, ×5.4 per ×10, little into data; here D = C/(6·N). Their runs stopped short "
+                  "of convergence on one fixed schedule, which Hoffmann 2022 found biased this towards large models.")
+        lo, hi = sc.CHINCHILLA_RANGE
+        if not lo / 1e3 <= C <= hi * 1e3:
+            st.warning(f"{C:.1e} FLOPs is far outside the budgets these laws were measured on (Chinchilla's "
+                       f"isoFLOP runs spanned {lo:.0e} to {hi:.0e}): read the numbers as an extrapolation.",
+                       icon=":material/warning:")
+        cs = np.geomspace(1e9, 1e26, 60)
+        series = [dict(name="Chinchilla N_opt", x=cs, y=[sc.chinchilla_optimal(x)["n"] for x in cs], color="#2ca02c"),
+                  dict(name="Kaplan N_opt", x=cs, y=[sc.kaplan_optimal(x)["n"] for x in cs], color="#9467bd"),
+                  dict(name="your budget", x=[C, C], y=[chin["n"], kap["n"]], mode="markers", color="black",
+                       symbol="x", size=12)]
+        if optima := st.session_state.get("_sc_iso_optima"):
+            series.append(dict(name="your isoFLOP minima", x=[c for c, _ in optima], y=[n for _, n in optima],
+                               mode="markers",
+                               color="#ff7f0e", symbol="star", size=14))
+        chart(series, "Compute-optimal model size against budget", "training compute C (FLOPs)",
+              "parameters N", log_x=True, log_y=True, key="sc_calc_chart", x_power=True)
+
+# --- 4. overfitting -------------------------------------------------------------------------------
+with tab_over:
+    st.markdown("On a **small text repeated for many epochs**, a large model memorises it: its training loss keeps "
+                "falling while its validation loss turns **upward**. A small model cannot memorise and keeps "
+                "improving. Both are trained below, one after the other, on the same characters.")
+    with st.container(border=True):
+        a, b, c = st.columns(3)
+        with a:
+            size_slider("Training text (characters)", "of_chars", (2_000, 5_000, 10_000, 20_000, 50_000, 100_000))
+        a.slider("Epochs", 1, 100, key=f"{P}.of_epochs", help=hlp("of_epochs"))
+        with b:
+            size_slider("Small model N", "of_small")
+        with c:
+            size_slider("Large model N", "of_large")
+        c.number_input("Learning-rate scale", 0.1, 10.0, key=f"{P}.of_lr_scale", step=0.25, help=hlp("of_lr_scale"))
+    over = cfg.part(sc.OverfitConfig)
+    if over_plan := try_plan(sc.overfit_plan, over, vocab_of(over.corpus, over.block_size)):
+        with st.expander("The two models: parameters and FLOPs"):
+            plan_table([s.row() for s in over_plan], ("peak lr",))
+    st.caption(f"{over.of_chars:,} characters × {over.of_epochs} epochs = {over.of_chars * over.of_epochs:,} training "
+               f"tokens per model, no dropout, peak learning rate {over.of_lr_scale:g}× Kaplan's LR(N); validation "
+               "on unseen text from the same corpus.")
+
+    def over_jobs() -> list[dict]:
+        small, large = sc.overfit_plan(over, vocab_of(over.corpus, over.block_size))
+        return [dict(key=over.key(), label="Small and large model", total_steps=small.steps + large.steps,
+                     max_seconds=limits.MAX_JOB_SECONDS, stage="scaling", fn=lambda job: sc.run_overfit(over, job))]
+
+    ui.controls("sc_overfit", over_jobs)
+
+    def draw_over(snaps: list[dict]) -> None:
+        statuses("sc_overfit", snaps)
+        s = snaps[0]
+        per_epoch = s["info"].get("epoch_tokens")
+        if not per_epoch:
+            return
+        series, cols = [], st.columns(2)
+        for (role, color), col in zip((("small", "#2ca02c"), ("large", "#d62728")), cols):
+            ev = [r for r in s["records"] if r.get("role") == role and "val_loss" in r]
+            if not ev:
+                continue
+            ep = [r["tokens"] / per_epoch for r in ev]
+            name = f"{role} ({ev[0]['label']})"
+            series.append(dict(name=f"{name} train", x=ep, y=[r["train_eval_loss"] for r in ev], color=color))
+            series.append(dict(name=f"{name} validation", x=ep, y=[r["val_loss"] for r in ev], color=color,
+                               dash="dash", mode="lines+markers", size=5))
+            best = min(ev, key=lambda r: r["val_loss"])
+            col.markdown(f"**The {name} model**")
+            m = col.columns(3)
+            m[0].metric("best validation", f"{best['val_loss']:.3f}", help=f"at epoch {best['tokens'] / per_epoch:.1f}")
+            m[1].metric("validation now", f"{ev[-1]['val_loss']:.3f}", f"{ev[-1]['val_loss'] - best['val_loss']:+.3f}",
+                        delta_color="inverse")
+            m[2].metric("gap (val − train)", f"{ev[-1]['val_loss'] - ev[-1]['train_eval_loss']:.3f}")
+        if series:
+            chart(series, "Training (solid) and validation (dashed) loss", "epochs over the training text",
+                  "loss (nats per character)", key="sc_over_chart", height=420)
+
+    ui.live("sc_overfit", draw_over)
+    st.info(
+        "**The counterpoint.** This is what repeating a tiny text does. When data is *not* repeated, larger models "
+        "are the more sample-efficient ones: they reach a given loss with fewer tokens (Kaplan et al. 2020, "
+        f"section 1.1 and figure 2). And repeating data is cheaper than it looks: up to about {sc.MUENNIGHOFF_EPOCHS} "
+        "epochs, repeated tokens are worth almost as much as new ones; only with many more does the value of "
+        "repetition decay towards zero (Muennighoff et al. 2023, Scaling Data-Constrained Language Models).",
+        icon=":material/menu_book:")
+
+# --- 5. smaller models that keep most of the quality ------------------------------------------------
+with tab_small:
+    st.markdown("Two ways to keep most of a trained model's quality in fewer parameters: **prune** its smallest "
+                "weights, or **distil** it into a smaller student that learns from its predicted probabilities.")
+    owner = ui.session_id()
+    trained = {r.path.name: r for r in runs.list_runs(stage="pretrain", owner=owner)
+               if r.objective == "clm" and r.config.get("corpus") in ("world", "python-docs")}
+
+    def run_label(name: str) -> str:
+        if not name:
+            return ("the 200k teacher trained here earlier on Python's docs" if
+                    sc.saved_teacher(cfg.part(sc.DistillConfig).replace(teacher=""), owner)
+                    else "train a new 200k teacher on Python's docs first")
+        r = trained[name]
+        loss = r.summary.get("val_loss")
+        return (f"{'baked default' if r.baked else r.name} · {r.summary.get('params', 0):,} parameters · "
+                f"{r.config.get('corpus')}" + (f" · val loss {loss:.3f}" if loss else ""))
+
+    def run_picker(label: str, name: str, options: list[str]) -> None:
+        key = f"{P}.{name}"
+        if options and st.session_state[key] not in options:  # a link to a run this session cannot see
+            st.session_state[key] = options[0]
+        st.selectbox(label, options, key=key, help=hlp(name), format_func=run_label,
+                     placeholder="no trained model yet: run the size sweep first")
+
+    st.subheader("Magnitude pruning")
+    st.markdown("Zero the weights with the smallest absolute value (L1 unstructured, `torch.nn.utils.prune`) "
+                "in every attention and MLP matrix, at growing sparsity, and measure the loss, with no "
+                "retraining. **Global** ranks all matrices together; **per-layer** removes the same share of "
+                "each.")
+    run_picker("Model to prune", "prune_run", list(trained))
+    prune_cfg = cfg.part(sc.PruneConfig)
+    ui.controls("sc_prune", lambda: [dict(key=prune_cfg.key(), label="Pruning", total_steps=2 * len(sc.SPARSITIES),
+                                          max_seconds=limits.MAX_JOB_SECONDS, stage="scaling",
+                                          fn=lambda job: sc.run_prune(prune_cfg, job))], label="Prune")
+
+    def draw_prune(snaps: list[dict]) -> None:
+        statuses("sc_prune", snaps)
+        s = snaps[0]
+        series = []
+        for method, color in (("global", "#1f77b4"), ("per-layer", "#ff7f0e")):
+            rs = [r for r in s["records"] if r.get("method") == method]
+            if rs:
+                series.append(dict(name=method, x=[r["measured_sparsity"] for r in rs], y=[r["loss"] for r in rs],
+                                   color=color, mode="lines+markers"))
+        if not series:
+            return
+        info = s["info"]
+        dense = next((r["loss"] for r in s["records"] if r.get("sparsity") == 0), None)
+        chart(series, "Loss against sparsity (no retraining; log scale)", "share of block weights set to zero",
+              LOSS, log_y=True, key="sc_prune_chart",
+              hlines=[(dense, "dense model"), (info["uniform_loss"], "ln V: a uniform guess")] if dense else ())
+        st.caption(f"{info['prunable']:,} of the model's {info['params']:,} parameters are in the prunable "
+                   "matrices; embeddings and norms stay dense. Zeros save memory and time only with sparse "
+                   "storage or kernels, or when whole rows or heads are removed (structured pruning).")
+
+    ui.live("sc_prune", draw_prune)
+
+    st.divider()
+    st.subheader("Knowledge distillation")
+    st.markdown("Train the same small student twice from the same start on the same batches: once on the true "
+                "next character only, once also matching the teacher's predicted probabilities "
+                "(KL divergence at temperature T, times T²; Hinton, Vinyals & Dean 2015).")
+    run_picker("Teacher", "teacher", ["", *trained])
+    a, b, c = st.columns(3)
+    a.number_input("Student layers", 1, 8, key=f"{P}.st_layers")
+    b.number_input("Student width", 16, 256, key=f"{P}.st_width", step=16)
+    c.number_input("Steps each", 10, 5000, key=f"{P}.st_steps", step=50)
+    a.number_input("Temperature T", 0.5, 20.0, key=f"{P}.temperature", step=0.5, help=hlp("temperature"))
+    b.number_input("Soft-target weight", 0.0, 1.0, key=f"{P}.alpha", step=0.1, help=hlp("alpha"))
+    c.number_input("Learning rate", 1e-5, 0.1, key=f"{P}.st_lr", format="%.4f", step=1e-3)
+    dist = cfg.part(sc.DistillConfig)
+    teacher_run = sc.saved_teacher(dist, owner)
+    if teacher_run in trained:
+        tc = trained[teacher_run]
+        arch, vocab, block = (tc.config.get("arch", "gpt2"), tc.summary.get("vocab_size", 0),
+                              tc.config.get("block_size", 64))
+    else:
+        arch, block = "gpt2", sc.TEACHER["block"]
+        vocab = vocab_of(sc.TEACHER["corpus"], block)
+    counts = sc.param_counts(arch, dist.st_layers, dist.st_width, vocab, block)
+    tokens = dist.st_steps * sc.DISTILL_BATCH * block
+    st.caption(f"Student: {counts['total']:,} parameters (N = {counts['non_embedding']:,}; 12·L·d² = "
+               f"{counts['estimate']:,}), {tokens:,} training tokens, 6·N·D = "
+               f"{sc.train_flops(counts['non_embedding'], tokens):.2e} FLOPs each. "
+               + ("" if teacher_run else f"The new teacher (4 layers, width 64) trains {dist.teacher_steps} steps "
+                  "first and is saved, so the next run (and the pruning list) reuses it."))
+    ui.controls("sc_distill", lambda: [dict(
+        key=dist.key(), label="Students", max_seconds=limits.MAX_JOB_SECONDS, stage="scaling",
+        total_steps=2 * dist.st_steps + (0 if sc.saved_teacher(dist, owner) else dist.teacher_steps),
+        fn=lambda job: sc.run_distill(dist, job, owner))])
+
+    def draw_distill(snaps: list[dict]) -> None:
+        statuses("sc_distill", snaps)
+        s = snaps[0]
+        series = []
+        for role, color in (("teacher", "#bcbd22"), ("from scratch", "#7f7f7f"), ("distilled", "#9467bd")):
+            ev = [r for r in s["records"] if r.get("role") == role and "val_loss" in r]
+            if ev:
+                series.append(dict(name=role, x=[r["model_step"] for r in ev], y=[r["val_loss"] for r in ev],
+                                   color=color, mode="lines+markers", size=5,
+                                   dash="dot" if role == "teacher" else None))
+        info = s["info"]
+        if series:
+            t = info.get("teacher_val_loss")
+            chart(series, "Validation loss (true next character)", "step", LOSS, key="sc_distill_chart",
+                  hlines=[(t, f"teacher {t:.3f}")] if t else ())
+        done = {r["role"]: r["val_loss"] for r in info.get("students", [])}
+        if len(done) == 2:
+            m = st.columns(3)
+            m[0].metric("from scratch", f"{done['from scratch']:.3f}")
+            m[1].metric("distilled", f"{done['distilled']:.3f}", f"{done['distilled'] - done['from scratch']:+.3f}",
+                        delta_color="inverse")
+            m[2].metric("student size", f"{info['student_params'] / info['teacher_params']:.0%} of teacher",
+                        help=f"{info['student_params']:,} against {info['teacher_params']:,} parameters")
+
+    ui.live("sc_distill", draw_distill)
+    st.caption(f"At scale: DistilBERT is {sc.DISTILBERT['smaller']:.0%} smaller and {sc.DISTILBERT['faster']:.0%} "
+               f"faster than BERT-base and keeps {sc.DISTILBERT['glue_kept']:.0%} of its GLUE score "
+               "(Sanh et al. 2019), trained with this soft-target loss plus masked-language modelling and a "
+               "cosine loss between hidden states.")

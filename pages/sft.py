@@ -1,0 +1,327 @@
+"""Instruction tuning (SFT): teach the pretrained base to answer, trained live."""
+import hashlib
+import html
+import json
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine import instructions, limits, runs, sft
+from engine.config import UserError
+from engine.instructions import FAMILIES, Example
+from engine.sampling import context_length
+from engine.sft import SFTConfig
+from pages import ui
+
+P = "sft"  # widget-key prefix and job slot of this page
+SWEEP = "sft_sweep"
+ui.init_config(SFTConfig, P)
+hlp = lambda name: ui.widget_help(SFTConfig, name)  # noqa: E731
+st.session_state.setdefault(f"{P}_fams", [f for f in st.session_state[f"{P}.families"].split(",") if f in FAMILIES])
+
+st.title("Instruction tuning (SFT)")
+st.markdown(
+    "A pretrained model continues text; it does not answer. **Supervised fine-tuning** trains it on "
+    "(instruction, answer) pairs written in a **chat template**, so that after `<|assistant|>` it writes an "
+    "answer and stops. This is the first of InstructGPT's three steps (Ouyang et al. 2022), with demonstrations "
+    "made from the same small world the base model read about. Everything below trains live on this CPU.")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def builtin_rows(seed: int, n_train: int, families: tuple) -> list[dict]:
+    return [vars(e) for e in instructions.build(seed, n_train, families=families)]
+
+
+def load_run(path: str):
+    """ui.load_run, holding the engine's model lock: from_pretrained patches torch process-wide while
+    it builds, and a training job resizing its embeddings meanwhile would get empty tensors."""
+    with sft.model_lock:
+        return ui.load_run(path)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def chat_tokenizer(base_path: str):
+    return sft.chat_tokenizer(load_run(base_path)[1])
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def count_truncated(base_path: str, _key: str, _examples: list[Example], ctx: int) -> int:
+    """Formatting every row takes a while: once per data set (`_key` is its digest)."""
+    return sft.count_truncated(chat_tokenizer(base_path), _examples, ctx)
+
+
+def digest(examples: list[Example]) -> str:
+    return hashlib.sha1(json.dumps([vars(e) for e in examples]).encode()).hexdigest()[:12]
+
+
+# --- 1. the data --------------------------------------------------------------------------------
+st.header("1 · The instruction data")
+bases = [r for r in runs.list_runs("pretrain", owner=ui.session_id()) if r.objective == "clm"]
+c1, c2, c3 = st.columns([3, 4, 2])
+c1.selectbox("Base model", [""] + [r.path.name for r in bases if not r.baked], key=f"{P}.base", help=hlp("base"),
+             format_func=lambda n: n or "the baked base (4 layers × 64, trained on the world stories)")
+c2.multiselect("Task families", FAMILIES, key=f"{P}_fams", help="built-in families; none if you only use uploaded rows")
+st.session_state[f"{P}.families"] = ",".join(st.session_state[f"{P}_fams"])
+c3.select_slider("Examples per family", sorted({10, 30, 100, 300, 1000, 2000, st.session_state[f"{P}.n_train"]}),
+                 key=f"{P}.n_train", help=hlp("n_train") + "; facts has 135 at most, label about 2,000")
+st.caption(
+    "**facts**: questions about people in the stories, answered with the sentence the stories use; held out "
+    "are facts no training question asks about, so the answer must come from pretraining. **copy**, "
+    "**reverse**, **uppercase**: transformations of a short phrase. **label**: the topic of a sentence "
+    "(pet, food or color). **pattern**: the next word of a repeating sequence. Every family holds out 40 "
+    "prompts (facts: 45) that training never shows.")
+
+up = st.file_uploader("Add rows from JSON Lines (TRL's formats: `prompt`/`completion`, or `messages`)",
+                      type=["jsonl", "json"], key=f"{P}_upload",
+                      help='One object per line, e.g. {"prompt": "Repeat: red hat", "completion": "red hat"} or '
+                           '{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}. Optional keys '
+                           '"family" and "split" (train/test); without a split, every fifth row is held out.')
+uploaded: list[Example] = []
+if up is not None:
+    try:
+        if up.size > limits.MAX_UPLOAD_BYTES:
+            raise UserError(f"{up.name} is {up.size / 1e6:.1f} MB; the limit is {limits.MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
+        uploaded, bad = instructions.parse_jsonl(up.getvalue())
+        st.success(f"{up.name}: {len(uploaded)} rows added.", icon=":material/upload_file:")
+        if bad:
+            st.warning(f"{len(bad)} lines skipped: " + "; ".join(bad[:8]) + (" …" if len(bad) > 8 else ""),
+                       icon=":material/warning:")
+    except UserError as e:
+        st.error(f"{up.name}: {e}", icon=":material/error:")
+
+rows = builtin_rows(st.session_state[f"{P}.seed"], st.session_state[f"{P}.n_train"], tuple(st.session_state[f"{P}_fams"])) \
+    + [vars(e) for e in uploaded]
+source = hashlib.sha1(json.dumps(rows).encode()).hexdigest()[:12]
+edited = st.data_editor(pd.DataFrame(rows, columns=["family", "prompt", "completion", "split"]), num_rows="dynamic",
+                        hide_index=True, width="stretch", height=280, key=f"{P}_table_{source}", column_config={
+                            "split": st.column_config.SelectboxColumn("split", options=["train", "test"], required=True),
+                            "prompt": st.column_config.TextColumn("prompt", width="large"),
+                            "completion": st.column_config.TextColumn("completion (the answer)", width="medium")})
+examples, problems = instructions.from_rows(edited.to_dict("records"))
+if problems:
+    st.warning(f"{len(problems)} rows are left out: " + "; ".join(problems[:8]) + (" …" if len(problems) > 8 else ""),
+               icon=":material/warning:")
+counts = pd.crosstab(pd.Series([e.family for e in examples], name="family"),
+                     pd.Series([e.split for e in examples], name="split")) if examples else pd.DataFrame()
+st.caption("Rows used: " + (", ".join(f"{f} {r.get('train', 0)} train / {r.get('test', 0)} held out"
+                                       for f, r in counts.iterrows()) if examples else "none yet."))
+
+cfg: SFTConfig = ui.read_config(SFTConfig, P)
+data_key = digest(examples)
+try:
+    base_path = str(runs.find_run(cfg.base, "pretrain"))
+    tok = chat_tokenizer(base_path)
+    ctx = context_length(load_run(base_path)[0])
+    sft.check_vocab(tok, examples)
+    if n_cut := count_truncated(base_path, data_key, examples, ctx):
+        st.warning(f"{n_cut} rows are longer than the base's context of {ctx} tokens: they keep their answer and "
+                   "lose the start of the prompt.", icon=":material/content_cut:")
+except UserError as e:
+    st.error(str(e), icon=":material/error:")
+    tok = None
+
+# --- 2. the chat template -----------------------------------------------------------------------
+st.header("2 · The chat template")
+left, right = st.columns(2)
+with left:
+    st.markdown("Set on the tokenizer as `tok.chat_template` (Jinja), with `<|user|>` and `<|assistant|>` "
+                "added as special tokens, so `tok.apply_chat_template(messages)` formats every example, here "
+                "and on the saved model:")
+    st.code(sft.CHAT_TEMPLATE, language="django")
+with right:
+    st.toggle("Loss on the answer only (prompt labels = -100)", key=f"{P}.mask_prompt", help=hlp("mask_prompt"))
+    if tok is not None and examples:
+        i = st.number_input("Example row", 1, len(examples), 1, key=f"{P}_show") - 1
+        view = sft.token_view(tok, examples[i], st.session_state[f"{P}.mask_prompt"], ctx)
+        # Every piece of the rows is escaped: user text is shown as text, never run as HTML.
+        st.html('<div style="font-family:monospace;line-height:2.1;white-space:pre-wrap">' + "".join(
+            f'<span style="background:{"#bbf7d0" if counted else "#e5e7eb"};border-radius:3px;padding:2px 1px;'
+            f'margin-right:1px;{"font-weight:600;" if counted else "color:#6b7280;"}">{html.escape(piece)}</span>'
+            for piece, counted in view) + "</div>")
+        n = sum(c for _, c in view)
+        st.caption(f"{len(view)} tokens, {n} of them (green) are labels the loss counts. Grey ones are labelled -100 "
+                   "and only read. Each label is the token the model should predict from everything before it.")
+st.toggle("Also train the other way, as a second curve", key=f"{P}.compare_masking", help=hlp("compare_masking"))
+cfg = ui.read_config(SFTConfig, P)
+
+# --- 3. training ----------------------------------------------------------------------------------
+st.header("3 · Train")
+with st.container(border=True):
+    a, b, c, d = st.columns(4)
+    a.select_slider("Learning rate", sorted({1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, st.session_state[f"{P}.lr"]}),
+                    key=f"{P}.lr", format_func=lambda v: f"{v:g}", help=hlp("lr"))
+    a.number_input("Steps", 1, 100_000, key=f"{P}.steps", step=100)
+    b.slider("Replay share", 0.0, 0.9, key=f"{P}.replay", step=0.05, help=hlp("replay"))
+    b.number_input("Batch size", 2, 256, key=f"{P}.batch_size", help=hlp("batch_size"))
+    c.number_input("Warmup steps", 0, 100_000, key=f"{P}.warmup", step=10)
+    c.number_input("Evaluate every", 1, 100_000, key=f"{P}.eval_every", step=50)
+    d.number_input("Time limit (s)", 1, int(limits.MAX_JOB_SECONDS), key=f"{P}.max_seconds", step=5)
+    d.number_input("Seed", 0, 2**31 - 1, key=f"{P}.seed")
+cfg = ui.read_config(SFTConfig, P)
+st.caption("AdamW, warmup then cosine decay to a tenth, gradients clipped at 1.0; each step draws the families "
+           f"equally. Replay: {round(cfg.replay * cfg.batch_size)} of the {cfg.batch_size} rows in each batch are "
+           "windows of the base's own corpus, still trained to predict the next token (InstructGPT's "
+           "pretraining mix). Measured with the defaults: without replay the loss on the base's own text rose "
+           "from 0.17 to 6.0 (worse than a uniform guess, 4.6) and facts fell to 2% held-out accuracy, while the "
+           "transformations learned a little faster; with a quarter replayed, 0.68 and 73%.")
+
+LABELS = {True: "answers only (masked)", False: "every token (unmasked)"}
+COLORS = {LABELS[True]: "#1f77b4", LABELS[False]: "#ff7f0e"}
+
+
+def submissions() -> list[dict]:
+    if tok is None:
+        raise UserError("Fix the data first (see the message above).")
+    owner, rows = ui.session_id(), list(examples)
+    return [dict(key=one.key("train", data_key), label=LABELS[one.mask_prompt], total_steps=one.steps,
+                 max_seconds=one.max_seconds, stage="sft",
+                 fn=lambda job, one=one: sft.run(one, job, rows, owner=owner))
+            for one in cfg.variants()]
+
+
+jobs = ui.controls(P, submissions)
+
+
+def train_loss(r: dict) -> float:
+    return r.get("sft_loss", r["loss"])
+
+
+def draw(snaps: list[dict]) -> None:
+    by_id = {j.id: j for j in ui.jobs_of(P)}
+    for s in snaps:
+        ui.status_line(s, by_id.get(s["id"]))
+    loss, acc, forget = [], [], []
+    for s in snaps:
+        tr = [r for r in s["records"] if "loss" in r]
+        ev = [r for r in s["records"] if "eval_loss" in r]
+        base = [r for r in s["records"] if "base_val_loss" in r]
+        color, name = COLORS.get(s["label"]), s["label"]
+        if tr:
+            loss.append(dict(name=f"train, {name}", x=[r["step"] for r in tr], y=ui.smooth([train_loss(r) for r in tr]),
+                             color=color))
+        if ev:
+            loss.append(dict(name=f"eval_loss, {name}", x=[r["step"] for r in ev], y=[r["eval_loss"] for r in ev],
+                             color=color, dash="dash", markers=True))
+            acc.append(dict(name=f"all families, {name}", x=[r["step"] for r in ev], y=[r["eval_accuracy"] for r in ev],
+                            color=color, markers=True))
+        if base:
+            forget.append(dict(name=name, x=[r["step"] for r in base], y=[r["base_val_loss"] for r in base],
+                               color=color, markers=True))
+    if not loss:
+        return
+    first = snaps[0]
+    ev0 = [r for r in first["records"] if "eval_accuracy" in r]
+    palette = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+    for i, f in enumerate(first["info"].get("families", [])):
+        acc.append(dict(name=f, x=[r["step"] for r in ev0], y=[r.get(f"eval_accuracy/{f}", 0) for r in ev0],
+                        color=palette[i % len(palette)], dash="dot"))
+    left, right = st.columns(2)
+    with left:
+        ui.curve_chart(loss, "Loss on the instruction rows (nats per token)", key=f"{P}_loss")
+    with right:
+        ui.curve_chart(acc, "Held-out accuracy (per family: dotted)", ytitle="exact match", key=f"{P}_acc")
+    if forget:
+        before = first["info"].get("base_loss_before")
+        ui.curve_chart(forget, "Forgetting: loss on the base's own validation text", key=f"{P}_forget", height=260,
+                       hlines=[(before, f"the base before tuning: {before:.2f}")] if before else ())
+    if len(snaps) == 2:
+        st.caption("Compare the dashed held-out losses and the accuracies: both score the answers only. The solid "
+                   "training losses measure different things (the unmasked run is also scored on predicting the "
+                   "prompts, which are partly random), so they are not comparable with each other.")
+    for s in snaps:
+        last = next((r for r in reversed(s["records"]) if "loss" in r), None)
+        ev = next((r for r in reversed(s["records"]) if "eval_loss" in r), None)
+        st.markdown(f"**{s['label']}**" + (f" · {s['info']['train_examples']:,} training rows, "
+                                           f"{s['info']['test_examples']} held out" if s["info"] else ""))
+        m = st.columns(6)
+        m[0].metric("loss", f"{train_loss(last):.3f}" if last else "–",
+                    help="cross-entropy on the counted tokens of the instruction rows (replay rows not included)")
+        m[1].metric("mean_token_accuracy", f"{last['mean_token_accuracy']:.1%}" if last else "–",
+                    help="share of counted tokens that are the model's top guess, this batch")
+        m[2].metric("eval_loss", f"{ev['eval_loss']:.3f}" if ev else "–", help="held-out rows, answer tokens only")
+        m[3].metric("eval_accuracy", f"{ev['eval_accuracy']:.0%}" if ev else "–",
+                    help="held-out answers the model writes exactly, with greedy decoding (teacher-forced check)")
+        m[4].metric("base val loss", f"{ev['base_val_loss']:.3f}" if ev and "base_val_loss" in ev else "–",
+                    help="the base's own validation text: rising means forgetting")
+        m[5].metric("tokens/s", f"{last['tokens_per_sec']:,.0f}" if last else "–")
+
+
+ui.live(P, draw)
+
+finished = [j for j in jobs if not j.active and j.result]
+if finished:
+    job = finished[0]
+    st.subheader("Before and after")
+    rows_ba = job.snapshot()["info"].get("before_after", [])
+    if rows_ba:
+        cols = ["base (greedy)", "base (sampled)", "tuned (greedy)", "tuned (sampled)"]
+        m = st.columns(4)
+        for col, name in zip(m, cols):
+            col.metric(name, f"{sft.accuracy(rows_ba, name):.0%} right")
+        table = pd.DataFrame([{"family": r["family"], "prompt": r["prompt"], "expected": r["expected"],
+                               **{c: ("✓ " if r[c] == r["expected"] else "✗ ") + (r[c] or "(nothing)") for c in cols}}
+                              for r in rows_ba])
+        st.dataframe(table, hide_index=True, width="stretch", key=f"{P}_before_after")
+        st.caption("The same held-out prompts, in the same template, answered by the base model and by the tuned "
+                   "one. Greedy takes the likeliest token each time; sampled draws at temperature 0.8. ✓ means the "
+                   "answer is exactly the expected one, ✗ that it is not. Step 0 of the accuracy curve is the base on "
+                   "every held-out prompt.")
+    model, tuned_tok, info = load_run(job.result)
+    st.markdown(f"Saved as run `{info.path.name}` (stage **sft**, parent `{info.parent}`). "
+                "The RLHF and constitutional AI pages can start from it. The zip is a transformers folder: "
+                "`AutoModelForCausalLM.from_pretrained(folder)`, and `AutoTokenizer.from_pretrained(folder)` "
+                "brings the chat template with it:")
+    question = next((e.prompt for e in examples if e.split == "test"), "Repeat: red kite")
+    st.code(f"tok.apply_chat_template([{{'role': 'user', 'content': {question!r}}}],\n"
+            "                        add_generation_prompt=True, tokenize=False)\n→ "
+            + repr(tuned_tok.apply_chat_template([{"role": "user", "content": question}],
+                                                 add_generation_prompt=True, tokenize=False)), language="python")
+    a, b = st.columns([3, 2])
+    own = a.text_input("Ask the tuned model", question, key=f"{P}_ask")
+    if own.strip():
+        a.text(f"Tuned, greedy: {sft.answer(model, tuned_tok, own)}")
+    with b:
+        ui.download_run(job.result, key=f"{P}_dl")
+
+# --- 4. how much data is enough -----------------------------------------------------------------
+st.header("4 · How much data is enough?")
+st.markdown("The same tuning on the first *n* training rows of each family, for each *n*, scored on the same "
+            "held-out rows. The runs go one after another; each gets the steps above, and at most its share of the "
+            f"{limits.MAX_JOB_SECONDS:.0f} s a job may take.")
+st.text_input("Examples per family at each point", key=f"{P}.sweep_sizes", help=hlp("sweep_sizes"))
+cfg = ui.read_config(SFTConfig, P)
+
+
+def sweep_submission() -> list[dict]:
+    if tok is None:
+        raise UserError("Fix the data first (see the message above).")
+    sizes, rows = cfg.sizes(), list(examples)
+    return [dict(key=cfg.key("sweep", data_key), label="data sweep", total_steps=cfg.steps * len(sizes),
+                 max_seconds=limits.MAX_JOB_SECONDS, stage="sft",
+                 fn=lambda job: sft.sweep(cfg, job, rows))]
+
+
+ui.controls(SWEEP, sweep_submission, label="Run")
+
+
+def draw_sweep(snaps: list[dict]) -> None:
+    by_id = {j.id: j for j in ui.jobs_of(SWEEP)}
+    s = snaps[0]
+    ui.status_line(s, by_id.get(s["id"]))
+    pts = [r for r in s["records"] if "n_train" in r]
+    if not pts:
+        return
+    fig = go.Figure(go.Scatter(x=[r["n_train"] for r in pts], y=[r["eval_accuracy"] for r in pts],
+                               name="all families", mode="lines+markers", line=dict(width=3, color="#1f77b4")))
+    for f in sorted({k.split("/", 1)[1] for r in pts for k in r if k.startswith("eval_accuracy/")}):
+        fig.add_trace(go.Scatter(x=[r["n_train"] for r in pts], y=[r.get(f"eval_accuracy/{f}") for r in pts],
+                                 name=f, mode="lines+markers", line=dict(dash="dot")))
+    fig.update_layout(title="Held-out accuracy against training examples per family", height=360,
+                      xaxis=dict(title="training examples per family", type="log", tickvals=[r["n_train"] for r in pts]),
+                      yaxis_title="exact match",
+                      margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    st.plotly_chart(fig, key=f"{P}_sweep_chart", width="stretch")
+
+
+ui.live(SWEEP, draw_sweep)

@@ -1,0 +1,60 @@
+"""The "watch heads form" stage: its data, its scores, and an induction head forming for real."""
+import numpy as np
+import pytest
+import torch
+
+from engine import runs
+from engine.config import UserError
+from engine.induction import ALPHABET, InductionConfig, head_grids, repeated_batch, run
+from engine.jobs import Job
+
+
+def test_batches_repeat_their_first_half_without_repeats_inside_it():
+    symbols = torch.arange(4, 36)
+    x = repeated_batch(symbols, 8, 10, torch.Generator().manual_seed(0))
+    assert x.shape == (8, 20) and torch.equal(x[:, :10], x[:, 10:])
+    assert all(len(set(row[:10].tolist())) == 10 for row in x)
+    assert set(x.unique().tolist()) <= set(symbols.tolist())
+
+
+def test_head_grids_find_planted_heads():
+    T, half = 12, 6
+    attn = torch.full((2, 3, T, T), 1.0).tril()
+    attn /= attn.sum(-1, keepdim=True)
+    q = torch.arange(half, T)
+    attn[1, 2, q] = 0
+    attn[1, 2, q, q - half + 1] = 1          # layer 1 head 2: from each repeated token to its first copy's successor
+    attn[0, 1] = torch.eye(T).roll(-1, dims=1)
+    attn[0, 1, 0] = torch.eye(T)[0]           # layer 0 head 1: previous token
+    induction, previous = head_grids(attn, half)
+    assert induction[1, 2] == pytest.approx(1.0) and np.delete(induction.ravel(), 5).max() < 0.3
+    assert previous[0, 1] == pytest.approx(1.0) and np.delete(previous.ravel(), 1).max() < 0.6
+
+
+def test_a_half_longer_than_the_vocabulary_is_refused():
+    with pytest.raises(UserError, match="distinct symbols"):
+        InductionConfig(seq_len=64, vocab=16).check()
+
+
+def test_induction_score_rises_during_training(runs_dir):
+    """Fixed seed, a small and quick setting (the head forms near step 600 instead of 1000): the
+    loss on the repeat falls far below the first half's, the best head's induction score rises,
+    and the saved model scores as an induction head on a repeat of another length too (so it
+    matches tokens, not a fixed offset)."""
+    torch.set_num_threads(1)
+    cfg = InductionConfig(seq_len=24, vocab=16, steps=900, eval_every=100, max_seconds=300)
+    job = Job(cfg.key(), None, "test", "induction", cfg.steps, cfg.max_seconds)
+    path = run(cfg, job, owner="test")
+    ev = [r for r in job.records if "induction_score" in r]
+    start, end = ev[0], ev[-1]
+    assert start["induction_score"] < 0.1
+    assert end["induction_score"] > 0.3
+    assert end["loss_repeat"] < 0.5 < end["loss_first_half"] - 1.5
+    assert len(job.samples) == len(ev) and job.samples[-1]["attn"].shape == (2, 4, 24, 24)
+    model, tok, info = runs.load_run(path)
+    assert info.stage == "induction" and info.summary["induction_score"] == end["induction_score"]
+    symbols = torch.tensor(tok.convert_tokens_to_ids(list(ALPHABET[:cfg.vocab])))
+    x = repeated_batch(symbols, 16, 9, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        attn = torch.stack(model(input_ids=x, output_attentions=True).attentions).mean(1)
+    assert head_grids(attn, 9)[0].max() > 0.3

@@ -1,0 +1,92 @@
+"""AppTest for the Model scaling page: it renders, a tiny sweep from a link trains and is fitted,
+and bad settings give clear messages instead of crashes."""
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "scaling.py")
+TINY = {"n_models": "3", "min_params": "3000", "max_params": "30000", "tokens": "20480"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_resources():
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def open_page(params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(e.value for kind in ("markdown", "success", "error", "warning", "caption", "info")
+                    for e in getattr(at, kind))
+
+
+def poll(at: AppTest, done, timeout: float = 90) -> None:
+    """`run_every` never fires in AppTest: rerun until `done(at)` or the deadline."""
+    end = time.time() + timeout
+    while time.time() < end:
+        at.run()
+        assert not at.exception, at.exception
+        if done(at):
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out; page shows: " + texts(at)[:2000])
+
+
+def test_page_renders_with_formulas_calculator_and_settings_in_the_url():
+    at = open_page()
+    assert at.title[0].value == "Model scaling"
+    formulas = " ".join(m.value for m in at.latex)
+    assert "12" in formulas and "6" in formulas                             # N ≈ 12·L·d², C ≈ 6·N·D
+    calc = at.table[0].value                                                # the calculator answered
+    assert list(calc["N_opt"]) == ["32.2B", "804B"] and "Chinchilla" in calc["allocation"][0]
+    assert at.query_params["n_models"] in ("5", ["5"]) and "budgets" in at.query_params
+    assert not at.error
+
+
+def test_tiny_sweep_from_a_link_trains_and_fits():
+    at = open_page(TINY)
+    assert at.slider(key="sc.n_models").value == 3                         # the link reached the widgets
+    at.button(key="sc_sweep_start").click().run()
+    assert not at.exception
+    poll(at, lambda a: "GPT-2 sweep: finished" in texts(a))
+    shown = texts(at)
+    assert "| your GPT-2 sweep | A/N^α |" in shown and "Kaplan et al. 2020" in shown   # fitted, beside the papers
+    assert "at least 4 model sizes" in shown                                # three sizes cannot also fit a floor
+    assert any("Final validation loss against size" in c.proto.spec for c in at.get("plotly_chart"))
+
+
+def test_gpt2_and_llama_sweeps_run_side_by_side():
+    at = open_page({**TINY, "arch": "both"})
+    at.button(key="sc_sweep_start").click().run()
+    poll(at, lambda a: "GPT-2 sweep: finished" in texts(a) and "Llama sweep: finished" in texts(a))
+    assert "| your Llama sweep | A/N^α |" in texts(at)
+
+
+def test_tiny_isoflop_budget_trains_and_draws_its_profile():
+    at = open_page({"budgets": "1e9", "iso_models": "3", "iso_min": "700", "iso_max": "5000"})
+    at.button(key="sc_iso_start").click().run()
+    poll(at, lambda a: "IsoFLOP runs: finished" in texts(a))
+    specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "IsoFLOP profiles" in specs and "Training curves against compute spent" in specs
+    assert "tokens per parameter" in texts(at) or at.dataframe
+
+
+def test_bad_settings_say_what_to_do():
+    at = open_page({"n_models": "1", "budgets": "1e3", "flops": "1"})
+    errors = " ".join(e.value for e in at.error)
+    assert "collapse to one point" in errors                                # the sweep
+    assert "too small to train any" in errors                               # the isoFLOP budget and the calculator
+    at.button(key="sc_sweep_start").click().run()
+    assert not at.exception and "collapse to one point" in " ".join(e.value for e in at.error)
