@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import limits
+from .attention import extract
 from .config import StageConfig, UserError, field
 from .loop import LoopSettings, train
 from .models import build_model, count_params
@@ -79,6 +80,17 @@ def head_grids(attn: torch.Tensor, half: int) -> tuple[np.ndarray, np.ndarray]:
     q = torch.arange(half, T)
     p = torch.arange(1, T)
     return (attn[..., q, q - half + 1].mean(-1).numpy(), attn[..., p, p - 1].mean(-1).numpy())
+
+
+def score_heads(model, tok, vocab: int, half: int, batch: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(induction, previous-token) grids of a saved run on fresh repeats of its own symbols:
+    engine.attention.induction_scores draws from the whole character vocabulary, most of which
+    this stage never trained. Each sequence goes through attention.extract, which holds the lock
+    that guards models shared between sessions."""
+    symbols = torch.tensor(tok.convert_tokens_to_ids(list(ALPHABET[:vocab])))
+    x = repeated_batch(symbols, batch, half, torch.Generator().manual_seed(seed))
+    attn = torch.stack([extract(model, tok, "".join(tok.convert_ids_to_tokens(row))).attn for row in x.tolist()])
+    return head_grids(attn.mean(0), half)
 
 
 def run(cfg: InductionConfig, job, owner: str | None = None, save: bool = True):

@@ -99,7 +99,10 @@ def analyse(name: str, text: str) -> tuple[A.Extraction, A.HeadScores]:
 @st.cache_data(max_entries=16, show_spinner=False)
 def induction_grid(name: str) -> np.ndarray:
     """Induction scores come from a random repeated sequence, not the text: once per model
-    (MiniLM takes most of a second)."""
+    (MiniLM takes most of a second). A "watch heads form" run is scored on its own symbols."""
+    run = CHOICES[name][1]
+    if run and run.stage == "induction":
+        return induction.score_heads(*load(name), run.config["vocab"], run.config["seq_len"] // 2)[0]
     return A.induction_scores(*load(name))
 
 
@@ -142,7 +145,8 @@ def pattern_figure(weights: np.ndarray, tokens: list[str], title: str, causal: b
     ticks = [_tick(t) for t in tokens]
     pairs = np.array([[[f"{i} {ticks[i]}", f"{j} {ticks[j]}"] for j in range(T)] for i in range(T)])
     fig = go.Figure(go.Heatmap(z=z, customdata=pairs, colorscale="Blues", zmin=0,
-                               hovertemplate="query %{customdata[0]} → key %{customdata[1]}: %{z:.3f}<extra></extra>"))
+                               hovertemplate="query %{customdata[0]} → key %{customdata[1]}: "
+                                             "%{z:.3f}<extra></extra>"))
     axis = dict(tickmode="array", tickvals=list(range(T)), ticktext=ticks, tickfont=dict(size=10 if T <= 48 else 8),
                 constrain="domain", showticklabels=labels)
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
@@ -163,7 +167,8 @@ def grid_figure(grid: np.ndarray, title: str, selected: tuple[int, int]) -> go.F
                              hovertemplate="layer %{y} head %{x}: %{customdata:.2f}<extra></extra>"))
     fig.add_shape(type="rect", x0=selected[1] - 0.5, x1=selected[1] + 0.5, y0=selected[0] - 0.5,
                   y1=selected[0] + 0.5, line=dict(color="red", width=2))
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=90 + 40 * L, margin=dict(l=10, r=10, t=36, b=10),
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=90 + 40 * L,
+                      margin=dict(l=10, r=10, t=36, b=10),
                       xaxis=dict(title="head", dtick=1, range=[-0.5, H - 0.5]),
                       yaxis=dict(title="layer", dtick=1, range=[L - 0.5, -0.5]),
                       clickmode="event+select")
@@ -210,9 +215,10 @@ def views_tab() -> None:
                          format_func={"head": "Head view (one layer, all heads)",
                                       "model": "Model view (every layer and head)"}.get)
     page, shown = view_html(name, cfg.text, cfg.view)
+    cut = f" It shows the first {shown} tokens: each head and token pair is a line to draw." \
+        if shown < len(e.tokens) else ""
     st.caption("bertviz (Vig 2019). Hover a token to see where it looks; in the head view, pick a layer and "
-               "double-click a colour to show one head." +
-               (f" It shows the first {shown} tokens: each head and token pair is a line to draw." if shown < len(e.tokens) else ""))
+               "double-click a colour to show one head." + cut)
     st.iframe(page, height=view_height(cfg.view, shown, L, H))
 
 
@@ -221,8 +227,8 @@ def heads_tab() -> None:
         "Four scores per head, one grid each (rows: layers, columns: heads). **Click a cell** to open that "
         "head below. *Entropy*: low when the head looks at few tokens. *Previous token*: weight on the token just "
         "before. *First token*: weight on position 0, where heads park attention when they have nothing to do "
-        "(an *attention sink*). *Induction*: on a random sequence shown twice, weight on the token that followed "
-        "the current token last time (Olsson et al. 2022).")
+        "(an *attention sink*, Xiao et al. 2023). *Induction*: on a random sequence shown twice, weight on the "
+        "token that followed the current token last time (Olsson et al. 2022).")
     for col, (attr, title) in zip(st.columns(4), SCORES.items()):
         with col:
             st.plotly_chart(grid_figure(getattr(scores, attr), title, (cfg.layer, cfg.head)), key=f"{P}_grid_{attr}",

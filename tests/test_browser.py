@@ -60,7 +60,12 @@ def test_train_on_the_pretraining_page_draws_the_loss_curve(app_url, browser):
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # The first visit to a fresh server is a shared link to a page, not the home page: the app's
+    # own navigation must still be in charge (Streamlit's legacy pages/ discovery must not be).
     page.goto(f"{app_url}/pretraining?size=50k&steps=120&eval_every=20&sample_every=60")
+    page.get_by_role("button", name="Train").wait_for()
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Home" in nav and "Pretraining" in nav, nav
     page.get_by_role("button", name="Train").click()
     # The curve: plotly draws each trace as an SVG path; wait until it has many points.
     page.wait_for_function(

@@ -5,7 +5,7 @@ import torch
 
 from engine import runs
 from engine.config import UserError
-from engine.induction import ALPHABET, InductionConfig, head_grids, repeated_batch, run
+from engine.induction import InductionConfig, head_grids, repeated_batch, run, score_heads
 from engine.jobs import Job
 
 
@@ -53,8 +53,4 @@ def test_induction_score_rises_during_training(runs_dir):
     assert len(job.samples) == len(ev) and job.samples[-1]["attn"].shape == (2, 4, 24, 24)
     model, tok, info = runs.load_run(path)
     assert info.stage == "induction" and info.summary["induction_score"] == end["induction_score"]
-    symbols = torch.tensor(tok.convert_tokens_to_ids(list(ALPHABET[:cfg.vocab])))
-    x = repeated_batch(symbols, 16, 9, torch.Generator().manual_seed(7))
-    with torch.no_grad():
-        attn = torch.stack(model(input_ids=x, output_attentions=True).attentions).mean(1)
-    assert head_grids(attn, 9)[0].max() > 0.3
+    assert score_heads(model, tok, cfg.vocab, half=9, seed=7)[0].max() > 0.3

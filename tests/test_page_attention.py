@@ -134,3 +134,6 @@ def test_induction_section_trains_streams_and_replays(baked_gpt):
     replay.set_value(20).run()
     assert "Step 20" in str([c.proto for c in at.get("plotly_chart")])
     assert any("· induction ·" in o for o in at.selectbox(key="att.model").options)  # the run can be inspected
+    at.selectbox(key="att.model").set_value(runs.list_runs("induction")[0].path.name).run()
+    open_tab(at, "Heads")
+    assert len(at.get("plotly_chart")) == 5 and "GPT-style (causal)" in " ".join(c.value for c in at.caption)
