@@ -5,29 +5,30 @@ import streamlit as st
 datasets.disable_progress_bars()
 st.set_page_config(page_title="LLM Training Explorer", page_icon="🧠", layout="wide")
 
-# The built pages. PIPELINE is the order a model is made in; BESIDE are views across it,
+# The page scripts live in app_pages/, not pages/: on a fresh server, a first visit through a
+# shared link to /<page> made Streamlit run that file from pages/ on its own (legacy multipage
+# mode: no navigation, no wide layout) until someone opened the home page (seen in Chromium).
+# PIPELINE is the order a model is made in; BESIDE are views across it,
 # each drawn next to the stage it looks at. The home page draws its picture from these lists.
 PIPELINE = [
-    ("pages/data.py", "Data", ":material/database:",
+    ("app_pages/data.py", "Data", ":material/database:",
      "Where training text comes from: a simulated web crawl, cleaning filters with measured precision and "
      "recall, deduplication, tokenizers, and a live test of whether cleaning helps."),
-    ("pages/pretraining.py", "Pretraining", ":material/school:",
+    ("app_pages/pretraining.py", "Pretraining", ":material/school:",
      "Train a tiny GPT (next token) or BERT (masked token) on a corpus and watch the loss fall and the text improve."),
-    ("pages/sft.py", "Instruction tuning (SFT)", ":material/forum:",
+    ("app_pages/sft.py", "Instruction tuning (SFT)", ":material/forum:",
      "Turn the base model into one that follows instructions, with loss masking, held-out accuracy per task and "
      "before/after answers."),
 ]
 BESIDE = [
-    ("pages/attention.py", "Attention", ":material/visibility:", "Pretraining",
+    ("app_pages/attention.py", "Attention", ":material/visibility:", "Pretraining",
      "See what each head attends to in the models trained here and in a real pretrained encoder, and watch an "
      "induction head form."),
-    ("pages/scaling.py", "Model scaling", ":material/trending_up:", "Pretraining",
+    ("app_pages/scaling.py", "Model scaling", ":material/trending_up:", "Pretraining",
      "Fit your own scaling law, find the compute-optimal size, see where bigger is not better; pruning and distillation."),
-    ("pages/carbon.py", "Carbon footprint", ":material/eco:", None,
+    ("app_pages/carbon.py", "Carbon footprint", ":material/eco:", None,
      "The measured energy and CO2 of every run here, and a calculator for real models checked against published figures."),
 ]
-PIPELINE = [p for p in PIPELINE if __import__("os").path.exists(p[0])]
-BESIDE = [p for p in BESIDE if __import__("os").path.exists(p[0])]
 
 
 def pipeline_dot() -> str:

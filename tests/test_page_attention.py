@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from engine import pretrain, runs
 from engine.jobs import Job
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "attention.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "attention.py")
 BAKED = "pretrain-base-gpt"
 
 

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine import carbon
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "carbon.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "carbon.py")
 
 
 @pytest.fixture(autouse=True)

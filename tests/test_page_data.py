@@ -17,7 +17,7 @@ from engine.jobs import Job
 from engine.limits import MAX_UPLOAD_BYTES
 from engine.tokenizer import bpe_tokenizer, encode
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "data.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "data.py")
 SMALL = {"n_docs": "400"}  # a small crawl keeps each pipeline run near a second
 FAST = {**SMALL, "compare_steps": "20", "compare_eval_every": "10", "compare_budget": "20000",
         "compare_size": "50k"}

@@ -7,7 +7,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "scaling.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "scaling.py")
 TINY = {"n_models": "3", "min_params": "3000", "max_params": "30000", "tokens": "20480"}
 
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine import instructions
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "sft.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "sft.py")
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ def open_page(page: str, params: dict | None = None, timeout: float = 30) -> App
         at.query_params[k] = v
     at.run()
     if page != "home":
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"app_pages/{page}.py")
         at.run()
     assert not at.exception, at.exception
     return at

@@ -9,7 +9,7 @@ from engine import limits, runs
 from engine import scaling as sc
 from engine.config import UserError
 from engine.scaling import ScalingConfig
-from pages import ui
+from app_pages import ui
 
 P = "sc"  # widget-key prefix; job slots are sc_sweep, sc_iso, sc_overfit, sc_prune, sc_distill
 ui.init_config(ScalingConfig, P)

@@ -12,7 +12,7 @@ from engine.config import UserError
 from engine.instructions import FAMILIES, Example
 from engine.sampling import context_length
 from engine.sft import SFTConfig
-from pages import ui
+from app_pages import ui
 
 P = "sft"  # widget-key prefix and job slot of this page
 SWEEP = "sft_sweep"

@@ -20,7 +20,7 @@ from engine import induction, runs
 from engine.bertviz_offline import head_view_html, model_view_html
 from engine.config import StageConfig, UserError, field
 from engine.induction import InductionConfig
-from pages import ui
+from app_pages import ui
 
 P, I = "att", "ind"      # widget-key prefixes; I is also the job slot
 MINILM = "minilm"
@@ -475,7 +475,6 @@ if e:
 
 cfg: AttentionConfig = ui.read_config(AttentionConfig, P)
 ind_cfg: InductionConfig = ui.read_config(InductionConfig, I)
-st.query_params.update(cfg.to_params())   # each read_config writes only its own fields: keep both in the link
 
 if causal:
     st.caption("**GPT-style (causal)**: a token may look only at itself and the tokens before it. Before the "

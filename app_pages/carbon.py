@@ -10,7 +10,7 @@ import streamlit as st
 from engine import carbon
 from engine.carbon import CarbonConfig, CarbonInputError
 from engine.pretrain import PretrainConfig
-from pages import ui
+from app_pages import ui
 
 P = "cc"  # widget-key prefix and job slot of this page
 ui.init_config(CarbonConfig, P)

@@ -10,7 +10,7 @@ from engine.config import UserError
 from engine.models import SIZES, count_params
 from engine.pretrain import PretrainConfig
 from engine.sampling import fill_masks, generate, next_token_probs
-from pages import ui
+from app_pages import ui
 
 P = "pt"  # widget-key prefix and job slot of this page
 ui.init_config(PretrainConfig, P)
@@ -119,14 +119,14 @@ def draw(snaps: list[dict]) -> None:
         with col:
             st.markdown(f"**{s['label']}**" + (f" · {s['info']['params']:,} parameters, vocabulary "
                                                 f"{s['info']['vocab_size']}" if s["info"] else ""))
-            m = st.columns(4)
+            m = st.columns(5)
             m[0].metric("train loss", f"{ui.smooth([r['loss'] for r in tr])[-1]:.3f}" if tr else "–")
             m[1].metric("val loss", f"{ev[-1]['val_loss']:.3f}" if ev else "–")
             m[2].metric("val perplexity", f"{ev[-1]['val_perplexity']:.2f}" if ev else "–",
                         help="exp(val loss). For BERT it is over masked tokens only, so it is not "
                              "comparable with GPT's.")
-            m[3].metric("tokens/s", f"{sum(r['tokens_per_sec'] for r in tr[-20:]) / len(tr[-20:]):,.0f}" if tr else "–",
-                        help=f"learning rate now {tr[-1]['lr']:.2e}" if tr else None)
+            m[3].metric("tokens/s", f"{sum(r['tokens_per_sec'] for r in tr[-20:]) / len(tr[-20:]):,.0f}" if tr else "–")
+            m[4].metric("learning rate", f"{tr[-1]['lr']:.1e}" if tr else "–", help="warmup, then cosine decay")
             for sm in reversed(s["samples"][-3:]):
                 if "prompt" in sm:
                     st.markdown(f"step {sm['step']}: **{_esc(sm['prompt'])}**{_esc(sm['text'])}")

@@ -19,7 +19,7 @@ from engine.datapage import DataConfig
 from engine.limits import MAX_JOB_SECONDS, MAX_UPLOAD_BYTES
 from engine.models import SIZES
 from engine.tokenizer import bpe_tokenizer
-from pages import ui
+from app_pages import ui
 
 datasets.disable_progress_bars()  # app.py does this too; the page also runs on its own (tests)
 P = "dt"  # widget-key prefix of this page; job slots below add a suffix

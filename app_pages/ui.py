@@ -9,7 +9,8 @@ import typing
 import uuid
 from typing import Callable
 
-import plotly.graph_objects as go
+import pandas  # noqa: F401  first import here: codecarbon imports it in job threads, and a
+import plotly.graph_objects as go  # half-imported pandas there crashed a page's plotly (seen)
 import streamlit as st
 
 from engine import runs
@@ -60,11 +61,12 @@ def init_config(cls: type[StageConfig], prefix: str) -> None:
 
 
 def read_config(cls: type[StageConfig], prefix: str) -> StageConfig:
-    """The config the widgets now show; also written to the URL and kept for the session."""
+    """The config the widgets now show; also written to the URL (merged, so a page with two
+    configs keeps both) and kept for the session."""
     values = {f.name: st.session_state.get(f"{prefix}.{f.name}", f.default) for f in dataclasses.fields(cls)}
     cfg = cls(**values)
     st.session_state[f"_{prefix}_config"] = cfg.to_dict()
-    st.query_params.from_dict(cfg.to_params())
+    st.query_params.update(cfg.to_params())
     return cfg
 
 
