@@ -108,6 +108,12 @@ class Job:
                     "queue_eta": self.queue_eta, "footprint": self.footprint}
 
 
+def _warm_up(measure_energy: bool) -> None:
+    """codecarbon's first start probes the hardware for ~1.4 s: pay it now, not on Train."""
+    if measure_energy:
+        EnergyMeter().__enter__().stop()
+
+
 class JobRunner:
     def __init__(self, max_concurrent: int = limits.MAX_CONCURRENT_JOBS,
                  max_per_owner: int = limits.MAX_JOBS_PER_SESSION, keep_finished: int = 200,
@@ -121,8 +127,7 @@ class JobRunner:
         self._keep = keep_finished
         self._durations: collections.deque[float] = collections.deque([30.0], maxlen=20)
         self.measure_energy = measure_energy
-        if measure_energy:  # codecarbon's first start probes the hardware for ~1.4 s: do it now, not on Train
-            threading.Thread(target=lambda: EnergyMeter().__enter__().stop(), daemon=True).start()
+        threading.Thread(target=_warm_up, args=(measure_energy,), daemon=True).start()
 
     def submit(self, key: str, fn: Callable[[Job], str | None], owner: str, label: str = "",
                total_steps: int = 1, max_seconds: float = limits.MAX_JOB_SECONDS,
