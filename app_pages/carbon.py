@@ -93,13 +93,17 @@ else:
 
     st.subheader("The same energy on other grids")
     a, b, c = st.columns([1, 2, 1])
-    basis = a.radio("Energy", ("session", "app"), horizontal=True, key=f"{P}_basis", disabled=not mine.jobs,
-                    index=0 if mine.jobs else 1, format_func={"session": "your session", "app": "the whole app"}.get)
+    my_runs = [e for e in reversed(carbon.LEDGER.recent(owner)) if e.footprint.available]
+    basis = a.radio("Energy", ("run", "session", "app") if my_runs else ("app",), key=f"{P}_basis",
+                    format_func={"run": "one of your runs", "session": "your session", "app": "the whole app"}.get)
+    if basis == "run":
+        entry = a.selectbox("Run", my_runs, key=f"{P}_run", format_func=lambda e: f"{e.label or e.page} · "
+                            f"{datetime.datetime.fromtimestamp(e.at):%H:%M:%S} · {e.footprint.energy_kwh * 1000:.3f} Wh")
     st.session_state.setdefault(f"{P}_whatif", [i for i in st.session_state[f"{P}.whatif"].split(",") if i in GRID])
     b.multiselect("Grids", list(GRID), key=f"{P}_whatif", format_func=grid_label)
     st.session_state[f"{P}.whatif"] = ",".join(st.session_state[f"{P}_whatif"])
     c.slider("PUE", 1.0, 2.0, key=f"{P}.whatif_pue", step=0.01, help=hlp("whatif_pue"))
-    t = mine if basis == "session" else everyone
+    t = entry.footprint if basis == "run" else mine if basis == "session" else everyone
     pue = st.session_state[f"{P}.whatif_pue"]
     here = fp.country_iso
     bars = [(f"here, as measured ({here})", t.emissions_g)]

@@ -1,4 +1,5 @@
 """AppTest: the Carbon page's ledger, calculator, presets, myth check and footprint experiment."""
+import json
 import time
 from pathlib import Path
 
@@ -120,3 +121,9 @@ def test_footprint_experiment_runs_shows_its_table_and_the_ledger_adds_up():
     assert [x.value for x in at.metric if x.label == "energy"][:2] == [f"{total.energy_kwh * 1000:.3g} Wh"] * 2
     # the variants' own meters add up to about the job's (the rest: codecarbon and tokenizing the corpus)
     assert table["energy (Wh)"].sum() <= total.energy_kwh * 1000 * 1.05
+
+    # What-if for one run: that run's own energy, priced on other grids.
+    assert at.radio(key="cc_basis").value == "run"
+    run = carbon.LEDGER.recent()[0].footprint
+    chart = json.loads(next(c for c in at.get("plotly_chart") if "in g CO2e" in c.proto.spec).proto.spec)
+    assert chart["data"][0]["x"][0] == pytest.approx(run.emissions_g)     # "here, as measured": this run
