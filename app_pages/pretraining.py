@@ -1,5 +1,4 @@
 """Pretraining: next-token (GPT) vs masked-token (BERT) prediction, trained live."""
-import math
 
 import pandas as pd
 import plotly.graph_objects as go

@@ -10,7 +10,6 @@
    point, to the end, and the final validation loss against ln(V).
 """
 import argparse
-import math
 import sys
 import time
 from pathlib import Path

@@ -23,7 +23,7 @@ from .loop import LoopSettings, train
 from .models import SIZES, build_model
 from .pretrain import windows
 from .quality import QualityConfig, quality_filter
-from .tokenizer import SPECIALS, bpe_tokenizer, char_tokenizer, encode
+from .tokenizer import SPECIALS, char_tokenizer, encode
 
 
 @dataclasses.dataclass

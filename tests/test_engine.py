@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from engine import corpus, jobs, pretrain, runs
+from engine import corpus, pretrain, runs
 from engine.config import UserError
 from engine.jobs import JobRunner
 from engine.pretrain import PretrainConfig

@@ -1,47 +1,25 @@
 """AppTest: the Attention page for the baked GPT and for MiniLM, bad input, and a live induction run."""
-import shutil
 import time
-from pathlib import Path
 
+import apptest
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from engine import pretrain, runs
-from engine.jobs import Job
+from engine import runs
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "attention.py")
 BAKED = "pretrain-base-gpt"
 
 
+def open_page(params: dict | None = None):
+    return apptest.open_page("app_pages/attention.py", params, timeout=120)
+
+
 @pytest.fixture(autouse=True)
-def fresh_resources():
-    st.cache_resource.clear()
+def fresh_data_cache():
     st.cache_data.clear()
     yield
-    st.cache_resource.clear()
     st.cache_data.clear()
-
-
-@pytest.fixture
-def baked_gpt(tmp_path, monkeypatch):
-    """The baked base GPT; while it is still being baked, a tiny stand-in trained here."""
-    if (runs.ASSET_RUNS / BAKED / "run.json").exists():
-        return
-    cfg = pretrain.PretrainConfig(size="50k", steps=20, eval_every=10, block_size=64)
-    path = pretrain.run(cfg, Job("k", None, "test", "tiny", cfg.steps, 60))
-    assets = tmp_path / "assets"
-    shutil.move(path, assets / BAKED)
-    monkeypatch.setattr(runs, "ASSET_RUNS", assets)
-
-
-def open_page(params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def notices(at: AppTest) -> str:
@@ -59,7 +37,7 @@ def open_tab(at: AppTest, name: str) -> AppTest:
     return at
 
 
-def test_baked_gpt_shows_every_view(baked_gpt):
+def test_baked_gpt_shows_every_view():
     at = open_page()
     assert at.selectbox(key="att.model").value == BAKED
     assert "GPT-style (causal)" in " ".join(c.value for c in at.caption)
@@ -94,7 +72,7 @@ def test_minilm_is_bidirectional_and_scored_by_embedding_distance():
     assert at.metric[0].label == "embedding moved by" and float(at.metric[0].value) > 0
 
 
-def test_bad_input_gives_notices_and_typed_html_stays_text(baked_gpt):
+def test_bad_input_gives_notices_and_typed_html_stays_text():
     at = open_page()
     at.text_area(key="att.text").set_value("   ").run()
     assert "empty" in notices(at) and not at.get("iframe")
@@ -112,13 +90,13 @@ def test_bad_input_gives_notices_and_typed_html_stays_text(baked_gpt):
     assert "&lt;" in pattern and '"<"' not in pattern                    # plotly would read "<b>" as markup
 
 
-def test_unknown_run_in_a_link_falls_back_with_a_notice(baked_gpt):
+def test_unknown_run_in_a_link_falls_back_with_a_notice():
     at = open_page({"model": "pretrain-someone-else", "layer": "40", "tab": "Heads"})
     assert "not available here" in notices(at)
     assert at.selectbox(key="att.layer").value == 0
 
 
-def test_induction_section_trains_streams_and_replays(baked_gpt):
+def test_induction_section_trains_streams_and_replays():
     at = open_page({"tab": "Watch heads form", "steps": "60", "eval_every": "20", "seq_len": "16", "vocab": "8"})
     assert at.select_slider(key="ind.steps").value == 60
     at.button(key="ind_start").click().run()

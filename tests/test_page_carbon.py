@@ -1,43 +1,29 @@
 """AppTest: the Carbon page's ledger, calculator, presets, myth check and footprint experiment."""
 import json
 import time
-from pathlib import Path
 
+import apptest
 import pytest
-import streamlit as st
+from apptest import texts
 from streamlit.testing.v1 import AppTest
 
 from engine import carbon
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "carbon.py")
+
+def open_page(params: dict | None = None):
+    return apptest.open_page("app_pages/carbon.py", params, timeout=60)
 
 
 @pytest.fixture(autouse=True)
-def fresh_resources():
-    st.cache_resource.clear()
+def fresh_ledger():
     carbon.LEDGER.clear()
     yield
-    st.cache_resource.clear()
     carbon.LEDGER.clear()
-
-
-def open_page(params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def metrics(at: AppTest) -> dict[str, str]:
     """label -> value; a later metric with the same label (the whole app's) wins."""
     return {m.label: m.value for m in at.metric}
-
-
-def texts(at: AppTest) -> str:
-    return " ".join(x.value for kind in ("markdown", "caption", "success", "warning", "error", "info")
-                    for x in getattr(at, kind))
 
 
 def test_page_renders_every_section_without_a_job():

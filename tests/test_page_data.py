@@ -3,10 +3,10 @@ and "does cleaning matter?" (AppTest), plus the engine glue it stands on."""
 import json
 import math
 import time
-from pathlib import Path
 
+import apptest
 import pytest
-import streamlit as st
+from apptest import poll, texts
 from streamlit.testing.v1 import AppTest
 
 from engine.cleaning import clean, train_texts
@@ -17,43 +17,13 @@ from engine.jobs import Job
 from engine.limits import MAX_UPLOAD_BYTES
 from engine.tokenizer import bpe_tokenizer, encode
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "data.py")
 SMALL = {"n_docs": "400"}  # a small crawl keeps each pipeline run near a second
 FAST = {**SMALL, "compare_steps": "20", "compare_eval_every": "10", "compare_budget": "20000",
         "compare_size": "50k"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_resources():
-    st.cache_resource.clear()  # the job runner and sessions; cached pipeline results are kept on purpose
-    yield
-    st.cache_resource.clear()
-
-
-def open_page(params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def poll(at: AppTest, done, timeout: float = 90) -> None:
-    """`run_every` never fires in AppTest: rerun until `done(at)` or the deadline."""
-    end = time.time() + timeout
-    while time.time() < end:
-        at.run()
-        assert not at.exception, at.exception
-        if done(at):
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out; page shows: " + texts(at)[:2000])
-
-
-def texts(at: AppTest) -> str:
-    return " ".join(x.value for kind in ("markdown", "caption", "success", "warning", "error", "info")
-                    for x in getattr(at, kind))
+def open_page(params: dict | None = None):
+    return apptest.open_page("app_pages/data.py", params, timeout=120)
 
 
 def chart(at: AppTest, key: str) -> dict:

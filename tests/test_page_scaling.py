@@ -1,47 +1,15 @@
 """AppTest for the Model scaling page: it renders, a tiny sweep from a link trains and is fitted,
 and bad settings give clear messages instead of crashes."""
-import time
-from pathlib import Path
 
-import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "scaling.py")
+import apptest
+from apptest import poll, texts
+
 TINY = {"n_models": "3", "min_params": "3000", "max_params": "30000", "tokens": "20480"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_resources():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
-
-
-def open_page(params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest) -> str:
-    return " ".join(e.value for kind in ("markdown", "success", "error", "warning", "caption", "info")
-                    for e in getattr(at, kind))
-
-
-def poll(at: AppTest, done, timeout: float = 90) -> None:
-    """`run_every` never fires in AppTest: rerun until `done(at)` or the deadline."""
-    end = time.time() + timeout
-    while time.time() < end:
-        at.run()
-        assert not at.exception, at.exception
-        if done(at):
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out; page shows: " + texts(at)[:2000])
+def open_page(params: dict | None = None):
+    return apptest.open_page("app_pages/scaling.py", params, timeout=60)
 
 
 def test_page_renders_with_formulas_calculator_and_settings_in_the_url():

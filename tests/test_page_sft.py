@@ -1,48 +1,14 @@
 """AppTest of the SFT page: renders, trains from a link, shows before/after, reports bad input."""
 import json
-import time
-from pathlib import Path
 
-import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
+import apptest
+from apptest import poll, texts
 
 from engine import instructions
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "sft.py")
 
-
-@pytest.fixture(autouse=True)
-def fresh_resources():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
-
-
-def open_page(params: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest) -> str:
-    return " ".join(m.value for kind in (at.markdown, at.success, at.error, at.warning, at.caption, at.info)
-                    for m in kind)
-
-
-def poll(at: AppTest, done, timeout: float = 120) -> None:
-    """`run_every` never fires in AppTest: rerun until `done(at)` or the deadline."""
-    end = time.time() + timeout
-    while time.time() < end:
-        at.run()
-        assert not at.exception, at.exception
-        if done(at):
-            return
-        time.sleep(0.5)
-    raise AssertionError("timed out; page shows: " + texts(at)[:2000])
+def open_page(params: dict | None = None):
+    return apptest.open_page("app_pages/sft.py", params, timeout=60)
 
 
 def test_page_shows_the_data_the_template_and_the_masked_tokens():

@@ -1,48 +1,18 @@
 """AppTest: each page renders, trains, and shows clear messages for bad input."""
-import time
-from pathlib import Path
 
-import pytest
-import streamlit as st
+import apptest
+from apptest import poll, texts
 from streamlit.testing.v1 import AppTest
-
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
-
-
-@pytest.fixture(autouse=True)
-def fresh_resources():
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 def open_page(page: str, params: dict | None = None, timeout: float = 30) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.run()
+    """The app as a link opens it, then the page (AppTest needs the entry script first)."""
+    at = apptest.open_page("app.py", params, timeout)
     if page != "home":
         at.switch_page(f"app_pages/{page}.py")
         at.run()
     assert not at.exception, at.exception
     return at
-
-
-def poll(at: AppTest, done, timeout: float = 90) -> None:
-    """`run_every` never fires in AppTest: rerun until `done(at)` or the deadline."""
-    end = time.time() + timeout
-    while time.time() < end:
-        at.run()
-        assert not at.exception, at.exception
-        if done(at):
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out; page shows: " + " | ".join(m.value for m in at.markdown)[:2000])
-
-
-def texts(at: AppTest) -> str:
-    return " ".join([m.value for m in at.markdown] + [m.value for m in at.success] + [m.value for m in at.error]
-                    + [m.value for m in at.warning] + [m.value for m in at.caption] + [m.value for m in at.info])
 
 
 def test_home_shows_the_pipeline_and_links_every_built_page():
