@@ -1,7 +1,6 @@
 """Model scaling: loss against size, compute-optimal allocation, when bigger is not better,
 and smaller models that keep most of the quality. Trained live by engine/scaling.py."""
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import sample_colorscale
 
@@ -28,33 +27,6 @@ def size_slider(label: str, name: str, presets=SIZES, fmt=sc.human) -> None:
     key = f"{P}.{name}"
     options = sorted({*presets, st.session_state[key]})
     st.select_slider(label, options, key=key, format_func=fmt, help=hlp(name))
-
-
-def chart(series: list[dict], title: str, xtitle: str, ytitle: str = LOSS, log_x: bool = False,
-          log_y: bool = False, key: str | None = None, hlines=(), height: int = 360, x_power: bool = False) -> None:
-    """ui.curve_chart with an x axis of our choosing and log axes. series: name, x, y and
-    optional color, dash, mode ("lines", "markers", "lines+markers"), symbol, legend."""
-    fig = go.Figure()
-    for s in series:
-        x, y = ui.downsample(list(s["x"]), list(s["y"]))
-        fig.add_trace(go.Scatter(x=x, y=y, name=s["name"], mode=s.get("mode", "lines"),
-                                 showlegend=s.get("legend", True),
-                                 line=dict(dash=s.get("dash"), color=s.get("color")),
-                                 marker=dict(symbol=s.get("symbol", "circle"), size=s.get("size", 8),
-                                             color=s.get("color"))))
-    xs = [v for s in series for v in s["x"]]
-    for y, label in hlines:
-        if log_y:  # on a log axis plotly places annotations in log units: draw the line as a trace instead
-            fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[y, y], name=label, mode="lines",
-                                     line=dict(dash="dot", color="gray")))
-        else:
-            fig.add_hline(y=y, line_dash="dot", line_color="gray", annotation_text=label,
-                          annotation_position="top right")
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.25))
-    fig.update_xaxes(title=xtitle, type="log" if log_x else "linear", exponentformat="power" if x_power else "SI")
-    fig.update_yaxes(title=ytitle, type="log" if log_y else "linear")
-    st.plotly_chart(fig, key=key, width="stretch")
 
 
 def palette(n: int) -> list[str]:
@@ -191,9 +163,10 @@ with tab_sweep:
                 points[s["info"]["arch"]] = done
         if series:
             uni = snaps[0]["info"].get("uniform_loss")
-            chart(series, "Training loss of every size (smoothed), as it trains", "tokens seen",
-                  "training loss (nats per character)", key="sc_sweep_curves",
-                  hlines=[(uni, f"ln V = {uni:.2f}: a uniform guess")] if uni else ())
+            ui.curve_chart(series, "Training loss of every size (smoothed), as it trains",
+                           xtitle="tokens seen", ytitle="training loss (nats per character)",
+                           key="sc_sweep_curves",
+                           hlines=[(uni, f"ln V = {uni:.2f}: a uniform guess")] if uni else ())
         if points:
             draw_fit(points)
 
@@ -216,8 +189,9 @@ with tab_sweep:
                     continue
                 series.append(dict(name=f"{ARCH[arch]} {'E + A/N^α' if floor else 'A/N^α'}: α = {law.alpha:.3f}",
                                    x=grid, y=law.predict(grid), color=color, dash=dash))
-        chart(series, "Final validation loss against size (log-log)", "non-embedding parameters N", LOSS,
-              log_x=True, log_y=True, key="sc_sweep_fit")
+        ui.curve_chart(series, "Final validation loss against size (log-log)",
+                       xtitle="non-embedding parameters N", ytitle=LOSS, log_x=True, log_y=True,
+                       key="sc_sweep_fit")
         if not fits:
             return
         rows = {False: [], True: []}
@@ -293,8 +267,9 @@ with tab_iso:
         left, right = st.columns(2)
         with left:
             if curves:
-                chart(curves, "Training curves against compute spent", "FLOPs 6·N·tokens",
-                      "training loss (smoothed)", log_x=True, key="sc_iso_curves", x_power=True)
+                ui.curve_chart(curves, "Training curves against compute spent", xtitle="FLOPs 6·N·tokens",
+                               ytitle="training loss (smoothed)", log_x=True, key="sc_iso_curves",
+                               x_power=True)
         if not done:
             return
         series, rows, optima = [], [], []
@@ -328,8 +303,9 @@ with tab_iso:
             rows.append({**row, "N_opt": sc.human(best["n_opt"]), "D_opt": sc.human(d_opt),
                          "tokens per parameter": f"{d_opt / best['n_opt']:.0f}", "note": "bottom of the U"})
         with right:
-            chart(series, "IsoFLOP profiles: final loss against size", "non-embedding parameters N", LOSS,
-                  log_x=True, key="sc_iso_profiles")
+            ui.curve_chart(series, "IsoFLOP profiles: final loss against size",
+                           xtitle="non-embedding parameters N", ytitle=LOSS, log_x=True,
+                           key="sc_iso_profiles")
         cols = ["budget C", "N_opt", "D_opt", "tokens per parameter", "Chinchilla fit's N_opt", "note"]
         st.dataframe([{k: r.get(k, "–") for k in cols} for r in rows], hide_index=True, width="stretch")
         if optima:
@@ -387,8 +363,9 @@ with tab_calc:
             series.append(dict(name="your isoFLOP minima", x=[c for c, _ in optima], y=[n for _, n in optima],
                                mode="markers",
                                color="#ff7f0e", symbol="star", size=14))
-        chart(series, "Compute-optimal model size against budget", "training compute C (FLOPs)",
-              "parameters N", log_x=True, log_y=True, key="sc_calc_chart", x_power=True)
+        ui.curve_chart(series, "Compute-optimal model size against budget",
+                       xtitle="training compute C (FLOPs)", ytitle="parameters N", log_x=True, log_y=True,
+                       key="sc_calc_chart", x_power=True)
 
 # --- 4. overfitting -------------------------------------------------------------------------------
 with tab_over:
@@ -444,8 +421,9 @@ with tab_over:
                         delta_color="inverse")
             m[2].metric("gap (val − train)", f"{ev[-1]['val_loss'] - ev[-1]['train_eval_loss']:.3f}")
         if series:
-            chart(series, "Training (solid) and validation (dashed) loss", "epochs over the training text",
-                  "loss (nats per character)", key="sc_over_chart", height=420)
+            ui.curve_chart(series, "Training (solid) and validation (dashed) loss",
+                           xtitle="epochs over the training text", ytitle="loss (nats per character)",
+                           key="sc_over_chart", height=420)
 
     ui.live("sc_overfit", draw_over)
     st.info(
@@ -505,9 +483,10 @@ with tab_small:
             return
         info = s["info"]
         dense = next((r["loss"] for r in s["records"] if r.get("sparsity") == 0), None)
-        chart(series, "Loss against sparsity (no retraining; log scale)", "share of block weights set to zero",
-              LOSS, log_y=True, key="sc_prune_chart",
-              hlines=[(dense, "dense model"), (info["uniform_loss"], "ln V: a uniform guess")] if dense else ())
+        ui.curve_chart(series, "Loss against sparsity (no retraining; log scale)",
+                       xtitle="share of block weights set to zero", ytitle=LOSS, log_y=True,
+                       key="sc_prune_chart",
+                       hlines=[(dense, "dense model"), (info["uniform_loss"], "ln V: a uniform guess")] if dense else ())
         st.caption(f"{info['prunable']:,} of the model's {info['params']:,} parameters are in the prunable "
                    "matrices; embeddings and norms stay dense. Zeros save memory and time only with sparse "
                    "storage or kernels, or when whole rows or heads are removed (structured pruning).")
@@ -561,8 +540,8 @@ with tab_small:
         info = s["info"]
         if series:
             t = info.get("teacher_val_loss")
-            chart(series, "Validation loss (true next character)", "step", LOSS, key="sc_distill_chart",
-                  hlines=[(t, f"teacher {t:.3f}")] if t else ())
+            ui.curve_chart(series, "Validation loss (true next character)", xtitle="step", ytitle=LOSS,
+                           key="sc_distill_chart", hlines=[(t, f"teacher {t:.3f}")] if t else ())
         done = {r["role"]: r["val_loss"] for r in info.get("students", [])}
         if len(done) == 2:
             m = st.columns(3)

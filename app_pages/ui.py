@@ -197,18 +197,30 @@ def smooth(ys: list[float], alpha: float = 0.9) -> list[float]:
 
 
 def curve_chart(series: list[dict], title: str, ytitle: str = "loss", hlines: typing.Sequence[tuple] = (),
-                key: str | None = None, height: int = 360) -> None:
-    """series: dicts with name, x, y and optional dash/color. hlines: (y, label)."""
+                key: str | None = None, height: int = 360, xtitle: str = "step", log_x: bool = False,
+                log_y: bool = False, x_power: bool = False) -> None:
+    """series: dicts with name, x, y and optional color, dash, markers (or mode: "lines",
+    "markers", "lines+markers"), symbol, size, legend. hlines: (y, label)."""
     fig = go.Figure()
     for s in series:
         x, y = downsample(list(s["x"]), list(s["y"]))
-        fig.add_trace(go.Scatter(x=x, y=y, name=s["name"], mode="lines+markers" if s.get("markers") else "lines",
-                                 line=dict(dash=s.get("dash"), color=s.get("color"))))
+        fig.add_trace(go.Scatter(x=x, y=y, name=s["name"], showlegend=s.get("legend", True),
+                                 mode=s.get("mode", "lines+markers" if s.get("markers") else "lines"),
+                                 line=dict(dash=s.get("dash"), color=s.get("color")),
+                                 marker=dict(symbol=s.get("symbol", "circle"), size=s.get("size", 6),
+                                             color=s.get("color"))))
+    xs = [v for s in series for v in s["x"]]
     for y, label in hlines:
-        fig.add_hline(y=y, line_dash="dot", line_color="gray", annotation_text=label,
-                      annotation_position="top right")
+        if log_y and xs:  # on a log axis plotly places annotations in log units: draw a trace instead
+            fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[y, y], name=label, mode="lines",
+                                     line=dict(dash="dot", color="gray")))
+        else:
+            fig.add_hline(y=y, line_dash="dot", line_color="gray", annotation_text=label,
+                          annotation_position="top right")
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis_title="step", yaxis_title=ytitle, legend=dict(orientation="h", y=-0.2))
+                      legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(title=xtitle, type="log" if log_x else "linear", exponentformat="power" if x_power else "SI")
+    fig.update_yaxes(title=ytitle, type="log" if log_y else "linear")
     st.plotly_chart(fig, key=key, width="stretch")
 
 
