@@ -128,7 +128,7 @@ def draw(snaps: list[dict]) -> None:
             m[4].metric("learning rate", f"{tr[-1]['lr']:.1e}" if tr else "–", help="warmup, then cosine decay")
             for sm in reversed(s["samples"][-3:]):
                 if "prompt" in sm:
-                    st.markdown(f"step {sm['step']}: **{_esc(sm['prompt'])}**{_esc(sm['text'])}")
+                    st.markdown(f"step {sm['step']}: {_bold(sm['prompt'])}{_esc(sm['text'])}")
                 else:
                     st.markdown(f"step {sm['step']}: `{sm['masked']}`  \nguessed {sm['correct']}/{sm['total']} "
                                 f"hidden tokens: {' '.join(map(repr, sm['guess']))}")
@@ -141,6 +141,12 @@ def draw(snaps: list[dict]) -> None:
 def _esc(t: str) -> str:
     return t.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("`", "\\`") \
         .replace("<", "&lt;").replace("\n", " ⏎ ").replace("$", "\\$").replace("#", "\\#")
+
+
+def _bold(t: str) -> str:
+    """Markdown bold only holds when ** touches text: keep the prompt's edge spaces outside it."""
+    core = t.strip()
+    return t[:len(t) - len(t.lstrip())] + (f"**{_esc(core)}**" if core else "") + t[len(t.rstrip()):]
 
 
 ui.live(P, draw)
@@ -169,7 +175,7 @@ if usable:
                 if st.button("Generate", key=f"{P}_gen_{uid}"):
                     st.session_state[f"{P}_out_{uid}"] = generate(model, tok, prompt, 200, temp, top_k, top_p)
                 if out := st.session_state.get(f"{P}_out_{uid}"):
-                    st.markdown(f"> **{_esc(prompt)}**{_esc(out)}")
+                    st.markdown(f"> {_bold(prompt)}{_esc(out)}")
                 probs = next_token_probs(model, tok, prompt, 12)
                 fig = go.Figure(go.Bar(x=[p for _, p in probs][::-1], y=[repr(t) for t, _ in probs][::-1],
                                        orientation="h"))

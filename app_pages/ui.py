@@ -175,7 +175,7 @@ def footprint_line(fp) -> None:
         st.caption(f"Energy: not available here ({fp.method}).")
         return
     st.caption(f"Energy: {fp.energy_kwh * 1000:.3f} Wh, {fp.emissions_g:.3f} g CO2e in {fp.duration_s:.0f} s "
-               f"({fp.kind}: {fp.method})")
+               f"({fp.kind}; hover ⓘ for how, the Carbon page for totals)", help=fp.method)
 
 
 # --- charts ----------------------------------------------------------------------------------

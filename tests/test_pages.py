@@ -1,4 +1,5 @@
 """AppTest: each page renders, trains, and shows clear messages for bad input."""
+import re
 
 import apptest
 from apptest import poll, texts
@@ -29,7 +30,9 @@ def test_pretraining_trains_streams_metrics_and_offers_the_model():
     assert not at.exception
     poll(at, lambda a: "finished" in texts(a))
     assert at.metric[1].value != "–" and float(at.metric[1].value) < 3.76   # val loss below ln(V)
-    assert any("step 40" in m.value for m in at.markdown)                    # a sample arrived
+    samples = [m.value for m in at.markdown if m.value.startswith("step ")]
+    assert any(v.startswith("step 40:") for v in samples)                   # a sample arrived
+    assert all(re.match(r"step \d+: \s*\*\*\S.*?\S\*\*", v) for v in samples), samples   # prompt in bold
     assert at.button(key=next(b.key for b in at.button if b.key.startswith("pt_gen_"))) is not None
     assert at.query_params["steps"] in ("60", ["60"])
 
