@@ -30,20 +30,6 @@ SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinysha
 NANO = dict(n_layer=4, n_head=4, n_embd=128, block=64, batch=12, lr=1e-3, warmup=100)
 
 
-class Quiet:
-    def __init__(self):
-        self.records = []
-
-    def emit(self, r):
-        self.records.append(r)
-
-    def should_stop(self):
-        return False
-
-    def wait_if_paused(self):
-        pass
-
-
 def data():
     text = SHAKESPEARE.read_text()
     tok = char_tokenizer(text)
@@ -124,7 +110,7 @@ def overhead(tok, train, steps=300):
                 bare_loop(model, bs, s, hf_forward)
             else:
                 it = iter(bs)
-                loop.train(model, lambda m, b: hf_forward(m, b["x"]), lambda step: {"x": next(it)}, s, Quiet())
+                loop.train(model, lambda m, b: hf_forward(m, b["x"]), lambda step: {"x": next(it)}, s, loop.Recorder())
             res[name].append((time.perf_counter() - t) / steps)
     return min(res["bare"]), min(res["engine"])
 
@@ -134,7 +120,7 @@ def nanogpt_shape(tok, train, val, steps):
     s = settings(steps)
     out = {}
     model = engine_model(tok)
-    rep = Quiet()
+    rep = loop.Recorder()
     it = iter(bs)
     t = time.perf_counter()
     loop.train(model, lambda m, b: hf_forward(m, b["x"]), lambda step: {"x": next(it)}, s, rep)

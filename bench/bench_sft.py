@@ -19,23 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.loop import Recorder  # noqa: E402
 from engine import sft  # noqa: E402
 from engine.instructions import FAMILIES  # noqa: E402
 from engine.sampling import generate  # noqa: E402
-
-
-class Quiet:
-    def __init__(self):
-        self.records, self.info, self.message = [], {}, ""
-
-    def emit(self, r):
-        self.records.append(r)
-
-    def should_stop(self):
-        return False
-
-    def wait_if_paused(self):
-        pass
 
 
 def facts_ceiling(cfg, examples) -> float:
@@ -68,7 +55,7 @@ def main() -> None:
     for seed in [int(s) for s in args.seeds.split(",")]:
         cfg = sft.SFTConfig(seed=seed, **({"steps": args.steps} if args.steps else {}))
         load0 = os.getloadavg()[0]
-        rep, t0, c0 = Quiet(), time.perf_counter(), time.process_time()
+        rep, t0, c0 = Recorder(), time.perf_counter(), time.process_time()
         model, tok = sft.run(cfg, rep, save=False)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         evals = [r for r in rep.records if "eval_accuracy" in r]

@@ -4,35 +4,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import threading
 import typing
 
 from .config import UserError
+from .loop import Recorder
 from .pretrain import PretrainConfig, run as run_pretrain
 
 STAGES = {"pretrain": (PretrainConfig, run_pretrain)}
 
 
-class ConsoleReporter:
-    """Prints the curve as it comes; Ctrl-C stops the run cleanly."""
-
-    def __init__(self):
-        self.records, self.info, self.message = [], {}, ""
-        self._stop = threading.Event()
+class ConsoleReporter(Recorder):
+    """Prints the curve and the samples as they come."""
 
     def emit(self, r: dict) -> None:
-        self.records.append(r)
+        super().emit(r)
         if "val_loss" in r:
             last = next((x["loss"] for x in reversed(self.records) if "loss" in x), float("nan"))
             print(f"step {r['step']:>6}  train {last:.4f}  val {r['val_loss']:.4f}  ({r['elapsed']:.1f}s)", flush=True)
 
-    def should_stop(self) -> bool:
-        return self._stop.is_set()
-
-    def wait_if_paused(self) -> None:
-        pass
-
     def add_sample(self, s: dict) -> None:
+        super().add_sample(s)
         print(f"  sample @ {s['step']}: {s.get('prompt', '')!r} -> {s.get('text', s.get('masked'))!r}", flush=True)
 
 

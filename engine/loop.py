@@ -22,6 +22,29 @@ class Reporter(Protocol):
     def wait_if_paused(self) -> None: ...
 
 
+class Recorder:
+    """The simplest Reporter: keeps every record and sample, never stops or pauses. For notebooks,
+    scripts, benchmarks and tests; the app's Job adds threads, controls and a lock."""
+
+    def __init__(self):
+        self.records: list[dict] = []
+        self.samples: list[dict] = []
+        self.info: dict = {}
+        self.message = ""
+
+    def emit(self, record: dict) -> None:
+        self.records.append(record)
+
+    def add_sample(self, sample: dict) -> None:
+        self.samples.append(sample)
+
+    def should_stop(self) -> bool:
+        return False
+
+    def wait_if_paused(self) -> None:
+        pass
+
+
 @dataclasses.dataclass
 class LoopSettings:
     steps: int

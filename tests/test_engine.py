@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from engine import corpus, pretrain, runs
+from engine import corpus, loop, pretrain, runs
 from engine.config import UserError
 from engine.jobs import JobRunner
 from engine.pretrain import PretrainConfig
@@ -17,24 +17,8 @@ from engine.tokenizer import bpe_tokenizer, char_tokenizer, encode
 TINY = PretrainConfig(size="50k", steps=150, eval_every=50, sample_every=1000, max_seconds=120)
 
 
-class Recorder:
-    """A minimal Reporter: what the CLI and notebooks use instead of a Job."""
-
-    def __init__(self, stop_after=None):
-        self.records, self.info, self.samples, self.message = [], {}, [], ""
-        self.stop_after = stop_after
-
-    def emit(self, r):
-        self.records.append(r)
-
-    def should_stop(self):
-        return self.stop_after is not None and len(self.losses()) >= self.stop_after
-
-    def wait_if_paused(self):
-        pass
-
-    def add_sample(self, s):
-        self.samples.append(s)
+class Recorder(loop.Recorder):
+    """The engine's Recorder, with the curves pulled out."""
 
     def losses(self):
         return [r["loss"] for r in self.records if "loss" in r]

@@ -3,25 +3,14 @@ import json
 
 import pytest
 
+from engine import loop
 from engine import instructions, runs, sft
 from engine.config import UserError
 from engine.instructions import Example
 from engine.sft import SFTConfig
 
 
-class Recorder:
-    def __init__(self):
-        self.records, self.info, self.message = [], {}, ""
-
-    def emit(self, r):
-        self.records.append(r)
-
-    def should_stop(self):
-        return False
-
-    def wait_if_paused(self):
-        pass
-
+class Recorder(loop.Recorder):
     def evals(self):
         return [r for r in self.records if "eval_accuracy" in r]
 
