@@ -49,7 +49,8 @@ def main(argv=None) -> int:
         add_config_args(p, cls)
         p.add_argument("--text-file", help="train on this UTF-8 file (sets --corpus upload)")
         p.add_argument("--no-save", action="store_true", help="do not save the run")
-    sub.add_parser("bake", help="rebuild the default runs shipped in assets/runs")
+    bake = sub.add_parser("bake", help="rebuild the default runs shipped in assets/runs")
+    bake.add_argument("names", nargs="*", help="only these runs (default: all, in lineage order)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on a busy 2-core machine, 2 threads ran up to 100x slower)")
     args = parser.parse_args(argv)
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     if args.command == "bake":
         from .bake import bake
-        bake()
+        bake(args.names)
         return 0
     cls, run = STAGES[args.command]
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}

@@ -1,28 +1,32 @@
-"""Rebuild the default runs shipped in assets/runs (`python -m engine bake`).
+"""Rebuild the default runs shipped in assets/runs (`python -m engine bake [name ...]`).
 
-Deterministic under the seed, so the same commit bakes the same model. The base run is
-what later stages fine-tune when a visitor has trained nothing yet.
+Deterministic under the seed (no time limits), so the same commit bakes the same models. The
+baked runs are what later stages start from when a visitor has trained nothing yet:
+pretrain-base-gpt -> sft-base -> RLHF / constitutional AI.
 """
 from __future__ import annotations
 
 import shutil
 
-from .pretrain import PretrainConfig, run
+from . import pretrain, sft
 from .runs import ASSET_RUNS
 
-BASE_GPT = PretrainConfig(corpus="world", tokenizer="char", objective="clm", size="200k", block_size=64,
-                          steps=2500, lr=2e-3, warmup=100, max_seconds=3600, eval_every=250,
-                          sample_every=1000, seed=0)
-BAKED = {"base-gpt": BASE_GPT}
+BASE_GPT = pretrain.PretrainConfig(corpus="world", tokenizer="char", objective="clm", size="200k", block_size=64,
+                                   steps=2500, lr=2e-3, warmup=100, max_seconds=3600, eval_every=250,
+                                   sample_every=1000, seed=0)
+# The SFT page's defaults, run to the end whatever the machine's speed.
+BASE_SFT = sft.SFTConfig(max_seconds=3600)
+BAKED = {"pretrain-base-gpt": (pretrain.run, BASE_GPT), "sft-base": (sft.run, BASE_SFT)}   # in lineage order
 
 
-def bake() -> None:
+def bake(names: list[str] | None = None) -> None:
     from .__main__ import ConsoleReporter
 
-    for name, cfg in BAKED.items():
-        rep = ConsoleReporter()
-        tmp = run(cfg, rep)
-        dest = ASSET_RUNS / f"pretrain-{name}"
+    for name, (run, cfg) in BAKED.items():
+        if names and name not in names:
+            continue
+        tmp = run(cfg, ConsoleReporter())
+        dest = ASSET_RUNS / name
         shutil.rmtree(dest, ignore_errors=True)
         shutil.move(tmp, dest)
         print(f"baked {dest}")
