@@ -2,6 +2,8 @@
 import datasets
 import streamlit as st
 
+from app_pages import ui
+
 datasets.disable_progress_bars()
 st.set_page_config(page_title="LLM Training Explorer", page_icon="🧠", layout="wide")
 
@@ -21,6 +23,8 @@ PIPELINE = [
      "before/after answers."),
 ]
 BESIDE = [
+    ("app_pages/pipeline.py", "Your pipeline", ":material/account_tree:", None,
+     "Your run tree, and one prompt answered by every stage's model side by side."),
     ("app_pages/attention.py", "Attention", ":material/visibility:", "Pretraining",
      "See what each head attends to in the models trained here and in a real pretrained encoder, and watch an "
      "induction head form."),
@@ -64,4 +68,9 @@ def home():
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PIPELINE]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _, _ in BESIDE]
-st.navigation(pages).run()
+page = st.navigation(pages)
+st.session_state["_link_fields"] = []   # filled by the page's configs as it runs
+try:
+    page.run()
+finally:  # also after a page's st.stop(): the tools must not vanish
+    ui.workshop_tools()

@@ -189,7 +189,7 @@ def bars(values: np.ndarray, labels: list[str], title: str, key: str, ytitle: st
                       margin=dict(l=10, r=10, t=34, b=10),
                       xaxis=dict(tickmode="array", tickvals=list(range(len(v))), ticktext=[_tick(t) for t in labels],
                                  tickfont=dict(size=9)) if len(v) <= 32 else dict(title=xtitle))
-    st.plotly_chart(fig, key=key, width="stretch")
+    ui.plot(fig, key=key)
 
 
 def _pick_head(chart_key: str) -> None:
@@ -231,9 +231,8 @@ def heads_tab() -> None:
         "token that followed the current token last time (Olsson et al. 2022).")
     for col, (attr, title) in zip(st.columns(4), SCORES.items()):
         with col:
-            st.plotly_chart(grid_figure(getattr(scores, attr), title, (cfg.layer, cfg.head)), key=f"{P}_grid_{attr}",
-                            on_select=functools.partial(_pick_head, f"{P}_grid_{attr}"), selection_mode="points",
-                            width="stretch")
+            ui.plot(grid_figure(getattr(scores, attr), title, (cfg.layer, cfg.head)), key=f"{P}_grid_{attr}",
+                    on_select=functools.partial(_pick_head, f"{P}_grid_{attr}"), selection_mode="points")
     left, right = st.columns([3, 2])
     with right:
         layer, head = head_pickers()
@@ -243,8 +242,8 @@ def heads_tab() -> None:
                    "diagonal is a previous-token head; a column at position 0 is an attention sink; on a repeated "
                    "text, a stripe parallel to the diagonal, one token past the earlier copy, is an induction head.")
     with left:
-        st.plotly_chart(pattern_figure(e.attn[layer, head].numpy(), e.tokens, f"Layer {layer}, head {head}", causal,
-                                       height=max(380, 200 + 11 * len(e.tokens))), key=f"{P}_pattern", width="stretch")
+        ui.plot(pattern_figure(e.attn[layer, head].numpy(), e.tokens, f"Layer {layer}, head {head}", causal,
+                               height=max(380, 200 + 11 * len(e.tokens))), key=f"{P}_pattern")
 
 
 def step_tab() -> None:
@@ -275,7 +274,7 @@ def step_tab() -> None:
         fig.update_layout(title=dict(text="5. weight × value, per key (rows)", font=dict(size=13)), height=230,
                           margin=dict(l=10, r=10, t=34, b=10), xaxis_title="dimension",
                           yaxis=dict(autorange="reversed", title="key"))
-        st.plotly_chart(fig, key=f"{P}_s5", width="stretch")
+        ui.plot(fig, key=f"{P}_s5")
     with r2[2]:
         bars(step.output, [str(i) for i in range(d)], "6. output = sum of the rows of 5", f"{P}_s6",
              xtitle="dimension")
@@ -314,7 +313,7 @@ def ablation_tab() -> None:
                              for l in range(L)])
         st.session_state[each_key] = (name, cfg.text, grid)
     if (saved := st.session_state.get(each_key)) and saved[:2] == (name, cfg.text):
-        st.plotly_chart(grid_figure(saved[2], "Change when only this head is off", (cfg.layer, cfg.head)),
+        ui.plot(grid_figure(saved[2], "Change when only this head is off", (cfg.layer, cfg.head)),
                         key=f"{P}_each_grid", width="content")
 
 
@@ -329,6 +328,7 @@ def watch_tab() -> None:
         "jumps. Olsson et al. (2022) saw the same phase change, as a bump in the training loss, in their models "
         "of two or more layers, and not in one-layer models: try 1 layer.")
     with st.container(border=True):
+        ui.preset_picker(InductionConfig, I)
         a, b, c, d = st.columns(4)
         a.slider("Layers", 1, 4, key=f"{I}.n_layer", help=ui.widget_help(InductionConfig, "n_layer"))
         b.slider("Heads per layer", 1, 8, key=f"{I}.n_head")
@@ -382,10 +382,9 @@ def draw_training(snaps: list[dict]) -> None:
         with c:
             last = s["samples"][-1]
             lh = np.unravel_index(np.argmax(last["induction"]), last["induction"].shape)
-            st.plotly_chart(pattern_figure(last["attn"][lh].astype(float), s["info"]["example"],
-                                           f"step {last['step']}: layer {lh[0]}, head {lh[1]}", True, height=320,
-                                           labels=False),
-                            key=f"{I}_live_{s['id']}", width="stretch")
+            ui.plot(pattern_figure(last["attn"][lh].astype(float), s["info"]["example"],
+                                   f"step {last['step']}: layer {lh[0]}, head {lh[1]}", True, height=320, labels=False),
+                    key=f"{I}_live_{s['id']}")
 
 
 def replay(job) -> None:
@@ -407,18 +406,18 @@ def replay(job) -> None:
     record = next(r for r in snap["records"] if r.get("step") == at_step and "induction_score" in r)
     c, d = st.columns([3, 2])
     with c:
-        st.plotly_chart(pattern_figure(sample["attn"][lh].astype(float), snap["info"]["example"],
-                                       f"Step {at_step}: layer {lh[0]}, head {lh[1]}", True,
-                                       height=200 + 12 * len(snap["info"]["example"])),
-                        key=f"{I}_replay_fig_{job.id}", width="stretch")
+        ui.plot(pattern_figure(sample["attn"][lh].astype(float), snap["info"]["example"],
+                               f"Step {at_step}: layer {lh[0]}, head {lh[1]}", True,
+                               height=200 + 12 * len(snap["info"]["example"])),
+                key=f"{I}_replay_fig_{job.id}")
     with d:
         m = st.columns(2)
         m[0].metric("loss on the repeat", f"{record['loss_repeat']:.3f}")
         m[1].metric("best induction score", f"{record['induction_score']:.2f}")
-        st.plotly_chart(grid_figure(sample["induction"], f"Induction score per head at step {at_step}", lh),
-                        key=f"{I}_replay_grid_{job.id}", width="stretch")
-        st.plotly_chart(grid_figure(sample["previous_token"], f"Previous-token score at step {at_step}", lh),
-                        key=f"{I}_replay_prev_{job.id}", width="stretch")
+        ui.plot(grid_figure(sample["induction"], f"Induction score per head at step {at_step}", lh),
+                key=f"{I}_replay_grid_{job.id}")
+        ui.plot(grid_figure(sample["previous_token"], f"Previous-token score at step {at_step}", lh),
+                key=f"{I}_replay_prev_{job.id}")
         st.caption("An induction head's pattern is a stripe parallel to the diagonal, "
                    f"{snap['info']['half'] - 1} places left of it (half-length − 1): from each repeated token to "
                    "the token after its first copy. Its partner, a previous-token head in an earlier layer, is the "

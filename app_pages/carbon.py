@@ -76,7 +76,7 @@ else:
                      go.Bar(name="whole app", x=names, y=[pages_all[p].energy_kwh * 1000 for p in names])])
     fig.update_layout(title="Energy by page (stage)", barmode="group", height=300, yaxis_title="Wh",
                       margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
-    st.plotly_chart(fig, key=f"{P}_pages", width="stretch")
+    ui.plot(fig, key=f"{P}_pages")
     rows = [{"finished": datetime.datetime.fromtimestamp(e.at).strftime("%H:%M:%S"), "page": e.page,
              "job": e.label, "seconds": round(e.footprint.duration_s, 1),
              "energy (Wh)": e.footprint.energy_kwh * 1000 if e.footprint.available else None,
@@ -113,7 +113,7 @@ else:
                            text=[f"{num(g)} g" for _, g in bars], marker_color=["#888"] + ["#3b6fd4"] * (len(bars) - 1)))
     fig.update_layout(title=f"{num(t.energy_kwh * 1000)} Wh, in g CO2e", height=80 + 28 * len(bars),
                       margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"))
-    st.plotly_chart(fig, key=f"{P}_whatif_chart", width="stretch")
+    ui.plot(fig, key=f"{P}_whatif_chart")
     st.caption(f"This server's grid is set to {here} (the LLMX_CARBON_COUNTRY setting; USA if unset). PUE 1.0 is "
                "the energy as measured at this machine; a data centre adds cooling and power conversion. "
                "Strubell et al. used 1.58, the 2018 industry average; Patterson et al. report 1.10 for the "
@@ -255,6 +255,7 @@ st.markdown(
     "until its validation loss reaches the baseline's. "
     "Cleaner grids and a better PUE need other data centres: try them in the calculator above.")
 with st.container(border=True):
+    ui.preset_picker(CarbonConfig, P)
     a = st.columns(4)
     for col, lever in zip(a, ("bf16", "ckpt", "small", "small_loss")):
         col.checkbox(carbon.LEVERS[lever], key=f"{P}.{lever}")

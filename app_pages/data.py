@@ -235,7 +235,7 @@ for col, what, color in ((1, "documents", "#4a78c2"), (2, "tokens", "#2ca02c")):
     fig.add_trace(go.Funnel(y=stages, x=[f[what] for f in result.funnel], marker_color=color, name=what,
                             texttemplate="%{value:,} · %{percentInitial:.0%}", textfont_size=13), 1, col)
 fig.update_layout(height=60 + 34 * len(stages), margin=dict(l=10, r=10, t=30, b=10), showlegend=False)
-st.plotly_chart(fig, key=f"{P}_funnel", width="stretch")
+ui.plot(fig, key=f"{P}_funnel")
 r = result.redacted
 st.caption(f"Pipeline: {result.seconds:.1f} s on {len(crawl):,} documents (cached: the same settings again are "
            f"instant). PII: {r['emails']} e-mail addresses and {r['phones']} phone numbers redacted in "
@@ -327,7 +327,7 @@ elif q_current:
     fig.add_vline(x=q_cfg.threshold, line_dash="dot", annotation_text="threshold")
     fig.update_layout(barmode="stack", height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="P(junk)",
                       yaxis_title="documents", title="The classifier's scores, by true label")
-    st.plotly_chart(fig, key=f"{P}_quality_hist", width="stretch")
+    ui.plot(fig, key=f"{P}_quality_hist")
     st.caption(f"Trained on {len(q_done.info['train_ids'])} labelled documents in {q_done.info['seconds']:.1f} s. "
                f"Its positives are {', '.join(POSITIVES['any_heuristic'])}: copies are the deduplicators' job. "
                "Move the threshold: the table above follows without a new job.")
@@ -379,7 +379,7 @@ else:
     fig.update_yaxes(title_text="parameters", rangemode="tozero", secondary_y=True)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3),
                       title="Vocabulary size: shorter sequences, bigger embeddings")
-    st.plotly_chart(fig, key=f"{P}_sweep", width="stretch")
+    ui.plot(fig, key=f"{P}_sweep")
     st.caption(f"Measured on {len(test_text):,} characters of the mixture the tokenizer did not train on. "
                f"From {sweep[0]['vocab']} to {sweep[-1]['vocab']} tokens the same text shrinks from "
                f"{sweep[0]['tokens']:,} to {sweep[-1]['tokens']:,} tokens ({sweep[0]['chars per token']:.1f} → "
@@ -395,6 +395,7 @@ st.markdown(
     "scored on the **same clean held-out documents**, which neither saw (nor any copy of them). If cleaning "
     "helps, the cleaned model's validation loss ends lower.")
 with st.container(border=True):
+    ui.preset_picker(DataConfig, P)
     c = st.columns(4)
     c[0].number_input("Training characters each", *NUMBERS["compare_budget"], step=50_000,
                       key=f"{P}.compare_budget", help=hlp("compare_budget"))
@@ -485,7 +486,7 @@ fig.update_xaxes(type="log", range=[4, 14.5], title="tokens (about; log scale)",
                  tickvals=[1e4, 1e6, 1e8, 1e10, 1e12, 1e14], ticktext=["10k", "1M", "100M", "10B", "1T", "100T"])
 fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=10), yaxis=dict(autorange="reversed"),
                   title="This page's corpus next to what real models were trained on")
-st.plotly_chart(fig, key=f"{P}_scale", width="stretch")
+ui.plot(fig, key=f"{P}_scale")
 st.dataframe(pd.DataFrame([{"dataset": r["dataset"], "published": r["published"], "≈ tokens": human(r["tokens"]),
                             "source": r["source"], "how the token figure was made": r["how"]} for r in rows]),
              hide_index=True, width="stretch", key=f"{P}_scale_table",

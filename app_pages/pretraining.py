@@ -24,6 +24,7 @@ st.markdown(
     "GPT never sees a mask, and BERT never predicts the future. Train one or both below and watch the loss fall.")
 
 with st.container(border=True):
+    ui.preset_picker(PretrainConfig, P)
     c1, c2, c3 = st.columns(3)
     with c1:
         st.markdown("**Data**")
@@ -181,7 +182,7 @@ if usable:
                                        orientation="h"))
                 fig.update_layout(title="Next-token probabilities after the prompt", height=340,
                                   margin=dict(l=10, r=10, t=40, b=10), xaxis_title="probability")
-                st.plotly_chart(fig, key=f"{P}_probs_{uid}", width="stretch")
+                ui.plot(fig, key=f"{P}_probs_{uid}")
             else:
                 text = st.text_input("Text with <mask> where the model should guess", "Mia lives <mask>n the hill.",
                                      key=f"{P}_masktext_{uid}")

@@ -105,6 +105,7 @@ with tab_sweep:
                 "first, in one job. Then plot each one's final loss against its size and fit "
                 "**L(N) = E + A / N^α**.")
     with st.container(border=True):
+        ui.preset_picker(ScalingConfig, P)
         a, b, c = st.columns(3)
         a.radio("Corpus", ("python-docs", "world"), key=f"{P}.corpus", horizontal=True, help=hlp("corpus"),
                 format_func={"python-docs": "Python's docs (real English)", "world": "Built-in stories"}.get)

@@ -148,6 +148,7 @@ cfg = ui.read_config(SFTConfig, P)
 # --- 3. training ----------------------------------------------------------------------------------
 st.header("3 · Train")
 with st.container(border=True):
+    ui.preset_picker(SFTConfig, P)
     a, b, c, d = st.columns(4)
     a.select_slider("Learning rate", sorted({1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, st.session_state[f"{P}.lr"]}),
                     key=f"{P}.lr", format_func=lambda v: f"{v:g}", help=hlp("lr"))
@@ -321,7 +322,7 @@ def draw_sweep(snaps: list[dict]) -> None:
                       xaxis=dict(title="training examples per family", type="log", tickvals=[r["n_train"] for r in pts]),
                       yaxis_title="exact match",
                       margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
-    st.plotly_chart(fig, key=f"{P}_sweep_chart", width="stretch")
+    ui.plot(fig, key=f"{P}_sweep_chart")
 
 
 ui.live(SWEEP, draw_sweep)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import typing
+import urllib.parse
 import uuid
 from typing import Callable
 
@@ -58,6 +60,37 @@ def init_config(cls: type[StageConfig], prefix: str) -> None:
             st.toast(p, icon="⚠️")
     for name, value in st.session_state[store].items():
         st.session_state.setdefault(f"{prefix}.{name}", value)
+    hide_controls(prefix)
+    # The open page's settings, for the link popover (app.py clears the list on every run).
+    st.session_state.setdefault("_link_fields", []).extend(f.name for f in dataclasses.fields(cls))
+
+
+def hide_controls(prefix: str) -> None:
+    """Instructor links (TensorFlow Playground's `_hide`): `?_hide=lr,steps` hides those controls
+    of the page, which keep the link's values. Streamlit gives every keyed widget the class
+    `st-key-<key>`, so one style rule per name hides it wherever the page draws it."""
+    names = [n.strip() for n in st.query_params.get("_hide", "").split(",") if n.strip()]
+    keys = [f"_{prefix}_preset" if n == "preset" else f"{prefix}.{n}" for n in names]
+    if keys:
+        st.html("<style>" + ",".join(f".st-key-{re.sub(r'[^A-Za-z0-9_-]', '-', k)}" for k in keys)
+                + "{display:none !important}</style>")
+
+
+def preset_picker(cls: type[StageConfig], prefix: str) -> None:
+    """Quick demo / thorough: the config class's PRESETS (field overrides), applied to the
+    widgets. Shows which preset the widgets match, or "custom" once a setting is changed."""
+    presets: dict[str, dict] = cls.PRESETS
+    key = f"_{prefix}_preset"
+
+    def apply():
+        for name, value in presets.get(st.session_state[key], {}).items():
+            st.session_state[f"{prefix}.{name}"] = value
+
+    st.session_state[key] = next((n for n, p in presets.items()
+                                  if all(st.session_state.get(f"{prefix}.{k}") == v for k, v in p.items())), "custom")
+    st.segmented_control("Preset", [*presets, "custom"], key=key, on_change=apply,
+                         help=" · ".join(f"**{n}**: {d}" for n, d in cls.PRESET_NOTES.items())
+                         + " · **custom**: your own settings.")
 
 
 def read_config(cls: type[StageConfig], prefix: str) -> StageConfig:
@@ -221,7 +254,15 @@ def curve_chart(series: list[dict], title: str, ytitle: str = "loss", hlines: ty
                       legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(title=xtitle, type="log" if log_x else "linear", exponentformat="power" if x_power else "SI")
     fig.update_yaxes(title=ytitle, type="log" if log_y else "linear")
-    st.plotly_chart(fig, key=key, width="stretch")
+    plot(fig, key=key)
+
+
+def plot(fig: go.Figure, **kwargs) -> None:
+    """st.plotly_chart, with larger text and taller charts in projector mode."""
+    if projector():
+        fig.update_layout(font=dict(size=20), height=int((fig.layout.height or 400) * 1.3),
+                          title_font=dict(size=24))
+    st.plotly_chart(fig, **{"width": "stretch", **kwargs})
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -235,3 +276,38 @@ def download_run(path: str, key: str) -> None:
     st.download_button("Download model (zip)", data=functools.partial(runs.zip_run, path),
                        file_name=f"{path.rstrip('/').split('/')[-1]}.zip", mime="application/zip",
                        key=key, on_click="ignore", icon=":material/download:")
+
+
+# --- workshop tools: a link to this experiment, projector mode -----------------------------------
+
+def projector() -> bool:
+    return bool(st.session_state.get("_projector"))
+
+
+def workshop_tools() -> None:
+    """Sidebar tools for instructors: projector mode (toggle or `?_projector=1`) and a link that
+    reopens the page with its settings, seed included, optionally hiding chosen controls."""
+    if "_projector" not in st.session_state:
+        st.session_state["_projector"] = st.query_params.get("_projector") == "1"
+    with st.sidebar:
+        st.toggle("Projector mode", key="_projector", help="larger text and charts for a room; in a link: `_projector=1`")
+        if projector():
+            st.query_params["_projector"] = "1"
+            st.html("<style>html{font-size:21px} .stMainBlockContainer{max-width:100%}</style>")
+        else:
+            st.query_params.pop("_projector", None)
+        fields = list(dict.fromkeys(st.session_state.get("_link_fields", [])))
+        if not fields:
+            return
+        with st.popover("Link to this experiment", icon=":material/link:", width="stretch"):
+            hidden = [n for n in st.query_params.get("_hide", "").split(",") if n]
+            hide = st.multiselect("Hide these controls for the people who open it", ["preset", *fields],
+                                  default=[n for n in hidden if n in ("preset", *fields)], key="_link_hide",
+                                  help="for guided exercises: hidden controls keep the link's values")
+            params = {k: v for k, v in st.query_params.to_dict().items() if k != "_hide"}
+            if hide:
+                params["_hide"] = ",".join(hide)
+            base = (st.context.url or "").split("?")[0]
+            st.code(f"{base}?{urllib.parse.urlencode(params, safe=',')}", language=None, wrap_lines=True)
+            st.caption("Copy it with the icon at the code's top right. It holds every setting of this page, "
+                       "seed included: the same link trains the same curve.")

@@ -848,6 +848,10 @@ SMALL_LOSS_STEPS = 10    # it may take this many times the baseline's steps to r
 @dataclasses.dataclass
 class CarbonConfig(StageConfig):
     # The calculator's fields have no ranges: estimate() checks them and says what is wrong.
+    PRESETS = {"quick demo": dict(steps=100, max_seconds=60), "standard": dict(steps=200, max_seconds=60),
+               "thorough": dict(steps=600, max_seconds=120)}
+    PRESET_NOTES = {"quick demo": "100 steps per variant", "standard": "200 steps per variant",
+                    "thorough": "600 steps per variant: steadier energy figures"}
     preset: str = field("", "published run the calculator was filled from", choices=("", *PRESETS))
     accelerator: str = field("A100", "device type", choices=(*ACCELERATORS, "custom"))
     watts: float = field(400.0, "power per device in W: datasheet TDP, or a measured average draw")

@@ -55,6 +55,13 @@ PARTS = {"crawl": (CrawlConfig, ""), "cleaning": (CleaningConfig, ""), "quality"
          "compare": (CompareConfig, "compare_"), "lab": (LabConfig, "")}
 
 
+# The raw-vs-cleaned training is the page's one slow part.
+PRESETS = {"PRESETS": {"quick demo": dict(compare_size="50k", compare_steps=400, compare_max_seconds=120),
+                       "thorough": dict(compare_size="200k", compare_steps=1500, compare_max_seconds=150)},
+           "PRESET_NOTES": {"quick demo": "two 50k models, 400 steps each: about 20 s",
+                            "thorough": "two 200k models, 1,500 steps each: a clearer gap"}}
+
+
 def _flatten(parts: dict) -> type:
     names: dict[tuple[str, str], str] = {}
     fields = []
@@ -71,7 +78,7 @@ def _flatten(parts: dict) -> type:
         cls = parts[which][0]
         return cls(**{f.name: getattr(self, names[which, f.name]) for f in dataclasses.fields(cls)})
 
-    return dataclasses.make_dataclass("DataConfig", fields, bases=(StageConfig,), namespace={"part": part})
+    return dataclasses.make_dataclass("DataConfig", fields, bases=(StageConfig,), namespace={"part": part, **PRESETS})
 
 
 DataConfig = _flatten(PARTS)

@@ -39,6 +39,10 @@ EVAL_SEQUENCES = 64
 @dataclasses.dataclass
 class InductionConfig(StageConfig):
     """Watch an induction head form in a 2-layer GPT-2 trained on repeated random tokens."""
+    PRESETS = {"quick demo": dict(n_layer=2, steps=2000, max_seconds=90),
+               "thorough": dict(n_layer=2, steps=5000, max_seconds=240)}
+    PRESET_NOTES = {"quick demo": "the head forms after about 15 s",
+                    "thorough": "train on long after the phase change"}
     n_layer: int = field(2, "layers: one layer cannot form an induction head", range=(1, 4))
     n_head: int = field(4, "attention heads per layer", range=(1, 8))
     n_embd: int = field(64, "width", range=(16, 256))

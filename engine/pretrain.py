@@ -26,6 +26,10 @@ from .tokenizer import encode, train_tokenizer
 
 @dataclasses.dataclass
 class PretrainConfig(StageConfig):
+    PRESETS = {"quick demo": dict(size="200k", block_size=64, batch_size=16, lr=2e-3, steps=1000, max_seconds=60),
+               "thorough": dict(size="1M", block_size=64, batch_size=16, lr=1e-3, steps=3000, max_seconds=300)}
+    PRESET_NOTES = {"quick demo": "200k parameters, 1,000 steps: readable stories in about 20 s",
+                    "thorough": "1M parameters, 3,000 steps: a lower loss in a few minutes"}
     corpus: str = field("world", "text to train on", choices=corpus.SOURCES)
     hub_name: str = field("", "Hugging Face dataset name (corpus=hub)")
     tokenizer: str = field("char", "characters, or byte-level BPE trained on the corpus", choices=("char", "bpe"))

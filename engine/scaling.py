@@ -321,6 +321,12 @@ class CalcConfig(StageConfig):
 @dataclasses.dataclass
 class ScalingConfig(SweepConfig, IsoConfig, OverfitConfig, PruneConfig, DistillConfig, CalcConfig):
     """The Model scaling page: every section's settings in one link."""
+    PRESETS = {"quick demo": dict(n_models=4, min_params=20_000, max_params=500_000, tokens=150_000),
+               "standard": dict(n_models=5, min_params=20_000, max_params=2_000_000, tokens=300_000),
+               "thorough": dict(n_models=6, min_params=20_000, max_params=4_000_000, tokens=600_000)}
+    PRESET_NOTES = {"quick demo": "4 sizes up to 500k parameters on 150k tokens each",
+                    "standard": "5 sizes up to 2M parameters on 300k tokens each",
+                    "thorough": "6 sizes up to 4M parameters on 600k tokens each: a longer law"}
 
     def part(self, cls: type[StageConfig]) -> StageConfig:
         return cls.from_dict(self.to_dict())

@@ -1,0 +1,72 @@
+"""The whole pipeline on one screen: your run tree, and one prompt answered by every stage's model."""
+import html
+
+import streamlit as st
+
+from engine import lineage
+from engine.config import UserError
+from engine.lineage import CompareConfig
+from app_pages import ui
+
+P = "pl"
+COLORS = {"pretrain": "#eef3fb", "sft": "#fdf3e6", "rlhf": "#f3eefb", "cai": "#eefbf3"}
+TITLES = {"pretrain": "Pretrained base", "sft": "SFT", "rlhf": "RLHF", "cai": "Constitutional AI"}
+
+
+def label(r) -> str:
+    s = r.summary
+    score = (f"val loss {s['val_loss']:.2f}" if "val_loss" in s else
+             f"held-out accuracy {s['eval_accuracy']:.0%}" if "eval_accuracy" in s else
+             f"gold reward {s['gold_reward']:.2f}" if "gold_reward" in s else "")
+    text = "\\n".join(x for x in (TITLES[r.stage], r.name + (" (baked)" if r.baked else ""), score) if x)
+    return text.replace('"', "'")
+
+
+def tree_dot(known, line) -> str:
+    on_line = {r.path.name for r in line}
+    out = ["digraph { rankdir=LR; bgcolor=transparent; nodesep=0.25;",
+           'node [shape=box style="rounded,filled" fontname=Helvetica fontsize=11];']
+    for r in known:
+        width = 2.5 if r.path.name in on_line else 1
+        out.append(f'"{r.path.name}" [label="{label(r)}" fillcolor="{COLORS[r.stage]}" penwidth={width}];')
+        if r.parent in {k.path.name for k in known}:
+            out.append(f'"{r.parent}" -> "{r.path.name}" [penwidth={width}];')
+    return "\n".join(out + ["}"])
+
+
+st.title("Your pipeline")
+st.markdown("Every model you trained here, and the one it was tuned from: a **pretrained base** learns the "
+            "language, **SFT** teaches it to answer, **RLHF** and **constitutional AI** shape which answers it "
+            "prefers. Pick a line through the tree and ask its models the same question, to see what each stage "
+            "added. The baked runs that ship with the app stand in for stages you have not trained yet.")
+
+ui.init_config(CompareConfig, P)
+known = lineage.tree(ui.session_id())
+ends = {r.path.name: r for r in lineage.leaves(known)}
+if st.session_state[f"{P}.end"] not in ends:   # empty, or a run from another visitor's link
+    st.session_state[f"{P}.end"] = next(iter(ends))
+st.selectbox("Line through the tree (ending at)", list(ends), key=f"{P}.end", format_func=lambda n: (
+    f"{TITLES[ends[n].stage]}: {ends[n].name}" + (" (baked)" if ends[n].baked else "")))
+c1, c2, c3 = st.columns([6, 2, 2])
+c1.text_input("Prompt", key=f"{P}.prompt", max_chars=200, help=ui.widget_help(CompareConfig, "prompt"))
+c2.radio("Decoding", (True, False), key=f"{P}.greedy", horizontal=True,
+         format_func=lambda g: "greedy" if g else "sampled")
+c3.number_input("Seed", 0, 2**31 - 1, key=f"{P}.seed", disabled=st.session_state[f"{P}.greedy"])
+cfg: CompareConfig = ui.read_config(CompareConfig, P)
+line = lineage.chain(ends[cfg.end], known)
+st.graphviz_chart(tree_dot(known, line))
+st.caption("Bold: the line whose models answer below. Train on the Pretraining, SFT, RLHF or Constitutional AI "
+           "pages and your runs join the tree.")
+cols = st.columns(len(line))
+for col, r in zip(cols, line):
+    with col.container(border=True):
+        st.markdown(f"**{TITLES[r.stage]}**  \n`{r.name}`")
+        try:
+            text = lineage.respond(r, cfg.prompt, greedy=cfg.greedy, seed=cfg.seed)
+            st.markdown(f"<div style='font-family:monospace;white-space:pre-wrap'>{html.escape(text) or '∅'}</div>",
+                        unsafe_allow_html=True)
+        except UserError as e:
+            st.info(str(e), icon=":material/edit:")
+st.caption("A base model has no chat template: it continues your text as if it were a story, up to the end of the "
+           "line. Tuned models read it as a user turn and answer after `<|assistant|>`. Answers are the model's "
+           "own; nothing is filtered or corrected.")
