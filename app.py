@@ -21,6 +21,9 @@ PIPELINE = [
     ("app_pages/sft.py", "Instruction tuning (SFT)", ":material/forum:",
      "Turn the base model into one that follows instructions, with loss masking, held-out accuracy per task and "
      "before/after answers."),
+    ("app_pages/rlhf.py", "RLHF", ":material/thumbs_up_down:",
+     "Label which of two answers is better (or let a simulated labeler), train a reward model on the "
+     "comparisons, and pull the model toward it with PPO or DPO; watch reward hacking when the KL leash is off."),
 ]
 BESIDE = [
     ("app_pages/pipeline.py", "Your pipeline", ":material/account_tree:", None,
@@ -69,6 +72,7 @@ pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PIPELINE]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _, _ in BESIDE]
 page = st.navigation(pages)
+ui.runner()   # the first page view starts the job runner, and its codecarbon warm-up, before any click
 st.session_state["_link_fields"] = []   # filled by the page's configs as it runs
 try:
     page.run()

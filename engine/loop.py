@@ -57,6 +57,11 @@ class LoopSettings:
     eval_every: int = 100
     max_seconds: float = 300.0
     bf16: bool = True              # autocast matmuls to bfloat16: faster on CPU, same loss
+    # The schedule runs on whichever ends first, the steps or the time limit: on a busy machine a
+    # run cut off by its time limit still anneals, instead of stopping at its peak learning rate.
+    time_aware: bool = True
+    diverge_ratio: float = 4.0     # a loss above this multiple of its first value counts as diverged; 0:
+                                   # only NaN/inf (for losses near zero that change sign, as policy gradients do)
 
 
 @dataclasses.dataclass
@@ -124,18 +129,23 @@ def train(model: torch.nn.Module, loss_fn: Callable, next_batch: Callable[[int],
         loss, extra = out if isinstance(out, tuple) else (out, {})
         value = loss.item()
         first = value if step == 1 else first
-        if not math.isfinite(value) or value > 4 * first:
+        if not math.isfinite(value) or (s.diverge_ratio and value > s.diverge_ratio * first):
             what = ("NaN" if math.isnan(value) else "infinite") if not math.isfinite(value) else \
-                f"{value:.1f}, over 4x its start of {first:.2f}"
+                f"{value:.1f}, over {s.diverge_ratio:g}x its start of {first:.2f}"
             status, message = "diverged", f"loss became {what} at step {step}: lower the learning rate"
             reporter.emit({"step": step, "event": "diverged", "message": message})
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, s.grad_clip).item()
+        lr = opt.param_groups[0]["lr"]   # the rate this step used
         opt.step()
-        lr = sched.get_last_lr()[0]
         sched.step()
+        if s.time_aware:  # move the schedule on to the share of the time budget used, if that is ahead
+            ahead = (time.perf_counter() - t0 - paused) / s.max_seconds * s.steps
+            if ahead > step:
+                for group, base, f in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+                    group["lr"] = base * f(min(s.steps, int(ahead)))
         dt = time.perf_counter() - ts
         ntok = batch["input_ids"].numel() if "input_ids" in batch else 0
         reporter.emit({"step": step, "loss": value, "lr": lr, "grad_norm": grad_norm,

@@ -114,6 +114,8 @@ def test_time_limit_ends_the_run_and_says_so():
     pretrain.run(TINY.replace(steps=100000, max_seconds=2), rec, save=False)
     assert "time limit" in rec.message
     assert 0 < len(rec.losses()) < 100000 and rec.val()[-1] < rec.val()[0]   # stopped early, still learned
+    lrs = [r["lr"] for r in rec.records if "lr" in r]
+    assert lrs[-1] < 0.15 * max(lrs)      # the schedule ran on the clock: annealed to lr/10 by the limit
 
 
 def test_saved_run_reloads_with_the_same_logits():
