@@ -75,7 +75,8 @@ cfg: PretrainConfig = ui.read_config(PretrainConfig, P)
 L, H, D = cfg.shape()
 st.caption(f"{L} layers × {H} heads × width {D}, context {cfg.block_size}: about "
            f"{count_params(L, D, 0, 0):,} parameters in the layers. Warmup then cosine decay to a tenth of the "
-           "learning rate; AdamW; gradients clipped at 1.0. Same seed and settings give the same curve.")
+           "learning rate, over the steps or the time limit, whichever ends first; AdamW; gradients clipped at "
+           "1.0. Same seed and settings give the same curve when the steps finish within the time limit.")
 
 
 def submissions() -> list[dict]:

@@ -160,7 +160,8 @@ with st.container(border=True):
     d.number_input("Time limit (s)", 1, int(limits.MAX_JOB_SECONDS), key=f"{P}.max_seconds", step=5)
     d.number_input("Seed", 0, 2**31 - 1, key=f"{P}.seed")
 cfg = ui.read_config(SFTConfig, P)
-st.caption("AdamW, warmup then cosine decay to a tenth, gradients clipped at 1.0; each step draws the families "
+st.caption("AdamW, warmup then cosine decay to a tenth (over the steps, or the time limit if it comes first), "
+           "gradients clipped at 1.0; each step draws the families "
            f"equally. Replay: {round(cfg.replay * cfg.batch_size)} of the {cfg.batch_size} rows in each batch are "
            "windows of the base's own corpus, still trained to predict the next token (InstructGPT's "
            "pretraining mix). Measured with the defaults: without replay the loss on the base's own text rose "
