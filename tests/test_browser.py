@@ -81,7 +81,7 @@ def test_the_pipeline_view_draws_the_run_tree_and_every_stage_answer(app_url, br
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{app_url}/pipeline?prompt=Where%20does%20Amy%20live%3F&_projector=1")
+    page.goto(f"{app_url}/pipeline?end=sft-base&prompt=Where%20does%20Amy%20live%3F&_projector=1")
     page.get_by_text("Amy lives in the city.").wait_for(timeout=30000)       # the SFT model's answer
     page.locator('[data-testid="stGraphVizChart"] svg g.node').first.wait_for(timeout=10000)
     assert page.locator('[data-testid="stGraphVizChart"] svg g.node').count() >= 2   # base and SFT

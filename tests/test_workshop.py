@@ -11,9 +11,10 @@ from engine.induction import InductionConfig
 from engine.carbon import CarbonConfig
 from engine.pretrain import PretrainConfig
 from engine.scaling import ScalingConfig
+from engine.rlhf import RLHFConfig
 from engine.sft import SFTConfig
 
-CONFIGS = [PretrainConfig, SFTConfig, DataConfig, InductionConfig, ScalingConfig, CarbonConfig]
+CONFIGS = [PretrainConfig, SFTConfig, RLHFConfig, DataConfig, InductionConfig, ScalingConfig, CarbonConfig]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
@@ -61,19 +62,20 @@ def test_projector_mode_from_a_link_and_by_toggle():
 
 def test_the_run_tree_runs_from_the_baked_base_to_the_newest_tuned_run():
     known = lineage.tree(owner="me")
-    base, sft = (runs.read_info(runs.find_run("", s)) for s in ("pretrain", "sft"))
-    assert [r.path.name for r in lineage.chain(lineage.leaves(known)[0], known)] == [base.path.name, sft.path.name]
-    # A run of another visitor is not in my tree; my own RLHF run ends the deepest line.
+    base, sft = (runs.read_info(runs.find_run(n)) for n in ("pretrain-base-gpt", "sft-base"))
+    assert [r.path for r in lineage.chain(sft, known)] == [base.path, sft.path]
+    # A run of another visitor is not in my tree; my own RLHF run ends a line of three stages.
     model, tok, _ = runs.load_run(sft.path)
     for owner in ("someone-else", "me"):
-        runs.save_run(model, tok, "rlhf", {}, [], {}, name="mine", parent=sft.path.name, owner=owner)
+        runs.save_run(model, tok, "rlhf", {}, [], {}, name=f"by-{owner}", parent=sft.path.name, owner=owner)
     known = lineage.tree(owner="me")
-    assert [r.stage for r in known] == ["pretrain", "sft", "rlhf"]
-    assert [r.stage for r in lineage.chain(lineage.leaves(known)[0], known)] == ["pretrain", "sft", "rlhf"]
+    assert [r.name for r in known if r.stage == "rlhf"] == ["by-me"]
+    mine = next(r for r in lineage.leaves(known) if r.name == "by-me")
+    assert [r.stage for r in lineage.chain(mine, known)] == ["pretrain", "sft", "rlhf"]
 
 
 def test_every_stage_answers_the_same_prompt():
-    base, sft = (runs.read_info(runs.find_run("", s)) for s in ("pretrain", "sft"))
+    base, sft = (runs.read_info(runs.find_run(n)) for n in ("pretrain-base-gpt", "sft-base"))
     assert lineage.respond(sft, "Where does Amy live?") == "Amy lives in the city."   # the world's fact
     assert "\n" not in lineage.respond(base, "Amy lives")                          # a base continues one line
     with pytest.raises(Exception, match="Type a prompt"):
@@ -81,7 +83,7 @@ def test_every_stage_answers_the_same_prompt():
 
 
 def test_pipeline_page_shows_the_tree_and_each_stage_answer_from_a_link():
-    at = open_page("pipeline", {"prompt": "What pet does Amy have?"})
+    at = open_page("pipeline", {"prompt": "What pet does Amy have?", "end": "sft-base"})
     assert "sft-base" in at.get("graphviz_chart")[0].proto.spec
     answers = [m.value for m in at.markdown if m.value.startswith("<div")]
     assert len(answers) == 2 and "Amy has a" in answers[1]

@@ -1,0 +1,167 @@
+"""The RLHF stage: losses against the published formulas, preferences, learning, saving, bad input."""
+import json
+import math
+
+import pytest
+import torch
+
+from engine import loop, preferences, rlhf, runs
+from engine.config import UserError
+from engine.preferences import Pair
+from engine.rlhf import RLHFConfig
+
+FAST = RLHFConfig(n_pairs=120, rm_steps=40, steps=30, eval_every=15, batch_size=16, max_seconds=60)
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return rlhf.simulated_pairs(FAST)
+
+
+def test_bradley_terry_loss_is_ouyang_eq1():
+    rc, rr = [1.5, -0.2, 0.3], [0.5, 0.7, 0.3]
+    # loss(theta) = -E[log sigma(r(x, y_w) - r(x, y_l))], Ouyang et al. 2022, eq. 1 (K = 2: one pair per prompt)
+    expected = -sum(math.log(sigmoid(a - b)) for a, b in zip(rc, rr)) / 3
+    got = rlhf.bradley_terry_loss(torch.tensor(rc), torch.tensor(rr)).item()
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert rlhf.bradley_terry_loss(torch.zeros(4), torch.zeros(4)).item() == pytest.approx(math.log(2))
+
+
+def test_dpo_loss_is_rafailov_eq7():
+    pc, pr, rc, rr, beta = [-3.0, -7.5], [-4.0, -2.0], [-3.5, -6.0], [-3.0, -2.5], 0.1
+    # L_DPO = -E[log sigma(beta log pi(y_w)/ref(y_w) - beta log pi(y_l)/ref(y_l))], Rafailov et al. 2023, eq. 7
+    expected = -sum(math.log(sigmoid(beta * (a - c) - beta * (b - d))) for a, b, c, d in zip(pc, pr, rc, rr)) / 2
+    loss, chosen, rejected = rlhf.dpo_loss(*map(torch.tensor, (pc, pr, rc, rr)), beta)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert chosen.tolist() == pytest.approx([0.05, -0.15])     # beta·(log pi - log ref): TRL's rewards/chosen
+    assert rejected.tolist() == pytest.approx([-0.1, 0.05])
+
+
+def test_ppo_clipped_objective_on_hand_made_numbers():
+    # ratios 1.5, 0.5, 1.5, 0.5 with advantages +1, +1, -1, -1 and epsilon 0.2 (Schulman et al. 2017, eq. 7):
+    # min(1.5, 1.2) = 1.2; min(0.5, 0.8) = 0.5; min(-1.5, -1.2) = -1.5; min(-0.5, -0.8) = -0.8
+    logps = torch.log(torch.tensor([[1.5], [0.5], [1.5], [0.5]]))
+    loss, clipfrac = rlhf.ppo_clip_loss(logps, torch.zeros(4, 1), torch.tensor([1.0, 1.0, -1.0, -1.0]),
+                                        torch.ones(4, 1, dtype=torch.bool), clip=0.2)
+    assert loss.item() == pytest.approx(-(1.2 + 0.5 - 1.5 - 0.8) / 4)
+    assert clipfrac == 0.5                                        # the clip binds in the first and last case
+    # padding does not count: a masked token changes nothing
+    padded, _ = rlhf.ppo_clip_loss(torch.cat([logps, torch.full((4, 1), 5.0)], 1), torch.zeros(4, 2),
+                                   torch.tensor([1.0, 1.0, -1.0, -1.0]),
+                                   torch.tensor([[True, False]] * 4), clip=0.2)
+    assert padded.item() == pytest.approx(loss.item())
+
+
+def test_kl_penalty_and_advantages_on_hand_made_numbers():
+    logps = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, 0.0, 0.0]])
+    ref = torch.tensor([[-1.5, -1.0, -9.0], [-1.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    total, kl = rlhf.penalised_rewards(torch.tensor([2.0, 1.0]), logps, ref, mask, kl_coef=0.1)
+    assert kl.tolist() == pytest.approx([0.5 - 1.0, 0.5])       # sum of log pi - log ref over the answer
+    assert total.tolist() == pytest.approx([2.0 + 0.05, 1.0 - 0.05])   # r - beta·KL (Ouyang et al. 2022, eq. 2)
+    adv = rlhf.group_advantages(torch.tensor([1.0, 3.0, 10.0, 10.0]), k=2)
+    assert adv[2:].tolist() == [0.0, 0.0]                         # equal answers to one prompt: nothing to learn
+    assert adv[0].item() < 0 < adv[1].item()
+
+
+def test_gold_reward_and_well_formed_text():
+    assert preferences.well_formed("Tom has a horse.")
+    for bad in ("", "Tom Tom has a horse.", "Tom has a horse.\nOnce upon", "Tom has a zorse.", "has a horse."):
+        assert not preferences.well_formed(bad), bad
+    assert preferences.gold_reward("animal", "Who is Tom?", "Tom has a horse.") == 1.0
+    assert preferences.gold_reward("animal", "Who is Tom?", "Tom is a singer.") == 0.0
+    assert preferences.gold_reward("animal", "Who is Tom?", "horse horse horse") == 0.0   # animal, but degenerate
+    assert preferences.gold_reward("colour", "", "Tom has a yellow boat.") == 1.0
+    assert preferences.gold_reward("short", "", "Tom has a horse.") == pytest.approx(-16 / 30)
+    with pytest.raises(UserError, match="Unknown taste"):
+        preferences.gold_fn("spicy")
+
+
+def test_simulated_labeler_prefers_by_its_taste_with_the_stated_noise(pairs):
+    assert len(pairs) == FAST.n_pairs
+    gold = preferences.gold_fn(FAST.taste)
+    right = sum(gold(p.prompt, p.chosen) > gold(p.prompt, p.rejected) for p in pairs) / len(pairs)
+    assert 0.8 < right < 0.97                                     # 10% noise: about 90% agree with the taste
+    assert all(p.chosen != p.rejected for p in pairs)             # ties are not kept
+
+
+def test_labels_round_trip_through_trl_jsonl_and_ties_carry_no_preference():
+    labels = [{"prompt": "Who is Tom?", "a": "Tom has a horse.", "b": "Tom is a singer.", "choice": "A"},
+              {"prompt": "Who is Tom?", "a": "Tom is a singer.", "b": "Tom has a horse.", "choice": "B"},
+              {"prompt": "Who is Mia?", "a": "Mia likes soup.", "b": "Mia is a baker.", "choice": "tie"}]
+    text = preferences.labels_to_jsonl(labels)
+    assert [json.loads(line)["chosen"] for line in text.splitlines()][:2] == ["Tom has a horse."] * 2
+    pairs, problems = preferences.parse_jsonl(text.encode())
+    assert pairs == [Pair("Who is Tom?", "Tom has a horse.", "Tom is a singer.")] * 2
+    assert problems == ["line 3: a tie, which says neither answer is better"]
+    assert preferences.pairs_from_labels(labels)[1] == 1
+    chat = json.dumps({"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "A"}],
+                       "rejected": [{"role": "assistant", "content": "B"}]})
+    assert preferences.parse_jsonl(chat.encode())[0] == [Pair("Hi", "A", "B")]
+    with pytest.raises(UserError, match="No usable pairs"):
+        preferences.parse_jsonl(b'{"prompt": "x", "chosen": "same", "rejected": "same"}\n{bad')
+
+
+def test_reward_model_ranks_held_out_pairs_above_chance_and_is_saved(pairs):
+    rec = loop.Recorder()
+    path = rlhf.train_reward_model(FAST, rec, pairs, gold=preferences.gold_fn(FAST.taste))
+    final = [r for r in rec.records if "eval_accuracy" in r][-1]
+    assert final["eval_accuracy"] > 0.7 and final["eval_gold_accuracy"] > 0.7
+    info = runs.read_info(path)
+    assert info.stage == "reward" and info.parent == "sft-base"
+    rm, tok = rlhf.load_reward_model(path)
+    assert type(rm).__name__ == "GPT2ForSequenceClassification" and rm.config.num_labels == 1
+    good, bad = rlhf.score(rm, tok, "Who is Tom?", ["Tom has a horse.", "Tom is a singer."])
+    assert good > bad                                             # the taste: animals
+    assert len(preferences.parse_jsonl((info.path / "preferences.jsonl").read_bytes())[0]) == len(pairs)
+
+
+def test_dpo_raises_the_gold_reward_and_chosen_rewards_can_fall(pairs):
+    rec = loop.Recorder()
+    path = rlhf.train_dpo(FAST, rec, pairs, gold=preferences.gold_fn(FAST.taste))
+    ev = [r for r in rec.records if "eval_gold_reward" in r]
+    assert ev[-1]["eval_gold_reward"] > ev[0]["eval_gold_reward"] + 0.3
+    assert ev[-1]["eval_rewards/margins"] > 0 and ev[-1]["eval_rewards/accuracies"] > 0.6
+    steps = [r for r in rec.records if "rewards/chosen" in r]
+    assert {"rewards/rejected", "rewards/margins", "rewards/accuracies"} <= set(steps[-1])
+    info = runs.read_info(path)
+    assert info.stage == "rlhf" and info.parent == "sft-base" and info.config["method"] == "dpo"
+    assert rec.info["before_after"][0].keys() >= {"prompt", "SFT", "tuned", "SFT gold", "tuned gold"}
+
+
+def test_ppo_streams_trl_metrics_and_its_first_update_per_rollout_is_unclipped(pairs):
+    rm, _ = rlhf.train_reward_model(FAST.replace(rm_steps=10), loop.Recorder(), pairs, save=False)
+    rec = loop.Recorder()
+    cfg = FAST.replace(method="ppo", steps=8, ppo_epochs=4, prompts_per_step=2, samples_per_prompt=4)
+    model, _ = rlhf.train_ppo(cfg, rec, rm, save=False, gold=preferences.gold_fn(FAST.taste))
+    steps = [r for r in rec.records if "loss" in r]
+    assert len(steps) == 8
+    for r in steps:
+        assert {"objective/rlhf_reward", "objective/kl", "objective/entropy", "objective/scores", "gold_reward"} <= set(r)
+    assert steps[0]["objective/kl"] == pytest.approx(0, abs=1e-6)  # the policy starts as the reference
+    assert steps[0]["policy/clipfrac_avg"] == 0 and steps[4]["policy/clipfrac_avg"] == 0   # ratio 1 on a fresh rollout
+    assert "eval_gold_reward" in rec.records[-1] and "eval_scores" in rec.records[-1]
+
+
+def test_too_few_identical_and_tied_pairs_are_refused_with_a_clear_message():
+    same = [Pair("Who is Tom?", "Tom has a horse.", "Tom has a horse.")] * 20
+    with pytest.raises(UserError, match="0 usable preference pairs.*same answer"):
+        rlhf.train_reward_model(FAST, loop.Recorder(), same, save=False)
+    labels = [{"prompt": "Who is Tom?", "a": "x", "b": "y", "choice": "tie"}] * 12
+    with pytest.raises(UserError, match="at least 8"):
+        rlhf.train_dpo(FAST, loop.Recorder(), preferences.pairs_from_labels(labels)[0], save=False)
+
+
+def test_fewer_pairs_than_a_batch_train_on_all_of_them_and_say_so(pairs):
+    rec = loop.Recorder()
+    rlhf.train_reward_model(FAST.replace(batch_size=64, rm_steps=2), rec, pairs[:12], save=False)
+    assert "fewer than a batch of 64" in rec.message
+
+
+def test_a_diverging_run_stops_with_a_clear_message(pairs):
+    with pytest.raises(UserError, match="lower the learning rate"):
+        rlhf.train_dpo(FAST.replace(lr=10.0, steps=20, eval_every=100), loop.Recorder(), pairs, save=False)
