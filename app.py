@@ -42,11 +42,13 @@ def pipeline_dot() -> str:
     main = [title for _, title, _, _ in PIPELINE]
     lines = ["digraph { rankdir=LR; bgcolor=transparent; nodesep=0.3;",
              'node [shape=box style="rounded,filled" fillcolor="#eef3fb" color="#3b6fd4" fontname=Helvetica];']
-    lines += [f'"{a}" -> "{b}";' for a, b in zip(main, main[1:])] or [f'"{main[0]}";']
+    lines += [f'"{a}" -> "{b}" [weight=10];' for a, b in zip(main, main[1:])] or [f'"{main[0]}";']
     for _, title, _, near, _ in BESIDE:
         lines.append(f'"{title}" [fillcolor="#f3f7ee" color="#5a8f3c"];')
         if near:
             lines.append(f'"{near}" -> "{title}" [style=dashed arrowhead=none color="#888888"];')
+        else:  # views of the whole line stand in a column after its last stage
+            lines.append(f'"{main[-1]}" -> "{title}" [style=invis];')
     return "\n".join(lines + ["}"])
 
 
