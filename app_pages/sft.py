@@ -77,18 +77,7 @@ up = st.file_uploader("Add rows from JSON Lines (TRL's formats: `prompt`/`comple
                       help='One object per line, e.g. {"prompt": "Repeat: red hat", "completion": "red hat"} or '
                            '{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}. Optional keys '
                            '"family" and "split" (train/test); without a split, every fifth row is held out.')
-uploaded: list[Example] = []
-if up is not None:
-    try:
-        if up.size > limits.MAX_UPLOAD_BYTES:
-            raise UserError(f"{up.name} is {up.size / 1e6:.1f} MB; the limit is {limits.MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
-        uploaded, bad = instructions.parse_jsonl(up.getvalue())
-        st.success(f"{up.name}: {len(uploaded)} rows added.", icon=":material/upload_file:")
-        if bad:
-            st.warning(f"{len(bad)} lines skipped: " + "; ".join(bad[:8]) + (" …" if len(bad) > 8 else ""),
-                       icon=":material/warning:")
-    except UserError as e:
-        st.error(f"{up.name}: {e}", icon=":material/error:")
+uploaded: list[Example] = ui.jsonl_upload(up, instructions.parse_jsonl, "rows added")[0] if up is not None else []
 
 rows = builtin_rows(st.session_state[f"{P}.seed"], st.session_state[f"{P}.n_train"], tuple(st.session_state[f"{P}_fams"])) \
     + [vars(e) for e in uploaded]

@@ -15,7 +15,7 @@ import pandas  # noqa: F401  first import here: codecarbon imports it in job thr
 import plotly.graph_objects as go  # half-imported pandas there crashed a page's plotly (seen)
 import streamlit as st
 
-from engine import runs
+from engine import limits, runs
 from engine.config import StageConfig, UserError
 from engine.jobs import Job, JobRunner
 
@@ -263,6 +263,26 @@ def plot(fig: go.Figure, **kwargs) -> None:
         fig.update_layout(font=dict(size=20), height=int((fig.layout.height or 400) * 1.3),
                           title_font=dict(size=24))
     st.plotly_chart(fig, **{"width": "stretch", **kwargs})
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+def jsonl_upload(up, parse: Callable[[bytes], tuple[list, list[str]]], noun: str) -> tuple[list, str]:
+    """Read an uploaded JSON Lines file with `parse` (-> items, problems by line) and say what
+    came of it: how many `noun` were read, which lines were skipped, or why none were.
+    Returns the items and the error ("" when the file was usable)."""
+    try:
+        if up.size > limits.MAX_UPLOAD_BYTES:
+            raise UserError(f"it is {up.size / 1e6:.1f} MB; the limit is {limits.MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
+        items, bad = parse(up.getvalue())
+    except UserError as e:
+        st.error(f"{up.name}: {e}", icon=":material/error:")
+        return [], str(e)
+    st.success(f"{up.name}: {len(items)} {noun}.", icon=":material/upload_file:")
+    if bad:
+        st.warning(f"{len(bad)} lines skipped: " + "; ".join(bad[:8]) + (" …" if len(bad) > 8 else ""),
+                   icon=":material/warning:")
+    return items, ""
 
 
 # --- runs -------------------------------------------------------------------------------------
