@@ -1,10 +1,14 @@
 """LLM Training Explorer: each stage of how a language model is made, trained live on a CPU."""
 import datasets
 import streamlit as st
+import transformers
 
 from app_pages import ui
 
+# Progress bars on every model load and save: with nobody reading the server's stderr, a full
+# pipe blocked the jobs writing them (seen in the load test).
 datasets.disable_progress_bars()
+transformers.utils.logging.disable_progress_bar()
 st.set_page_config(page_title="LLM Training Explorer", page_icon="🧠", layout="wide")
 
 # The page scripts live in app_pages/, not pages/: on a fresh server, a first visit through a

@@ -16,7 +16,7 @@ import streamlit as st
 import torch
 
 from engine import attention as A
-from engine import induction, runs
+from engine import induction, limits, runs
 from engine.bertviz_offline import head_view_html, model_view_html
 from engine.config import StageConfig, UserError, field
 from engine.induction import InductionConfig
@@ -337,7 +337,7 @@ def watch_tab() -> None:
         d.select_slider("Learning rate", sorted({*LEARNING_RATES, st.session_state[f"{I}.lr"]}), key=f"{I}.lr",
                         format_func=lambda v: f"{v:g}")
         a.number_input("Seed", 0, 2**31 - 1, key=f"{I}.seed")
-        b.number_input("Time limit (s)", 5, 300, step=5, key=f"{I}.max_seconds")
+        b.number_input("Time limit (s)", 5, int(limits.MAX_JOB_SECONDS), step=5, key=f"{I}.max_seconds")
         c.select_slider("Sequence length", sorted({16, 24, 32, 48, 64, st.session_state[f"{I}.seq_len"]}),
                         key=f"{I}.seq_len")
         d.slider("Symbols (V)", 8, len(induction.ALPHABET), key=f"{I}.vocab")

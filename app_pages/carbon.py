@@ -262,7 +262,7 @@ with st.container(border=True):
     a = st.columns(4)
     a[0].number_input("Steps per variant", 1, 20_000, key=f"{P}.steps", step=50)
     a[1].number_input("Evaluate every (steps)", 1, 20_000, key=f"{P}.eval_every", step=5)
-    a[2].number_input("Time limit per variant (s)", 1, 120, key=f"{P}.max_seconds", step=5)
+    a[2].number_input("Time limit per variant (s)", 1, 60, key=f"{P}.max_seconds", step=5)
     a[3].number_input("Seed", 0, 2**31 - 1, key=f"{P}.seed")
 cfg = ui.read_config(CarbonConfig, P)
 

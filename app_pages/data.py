@@ -16,7 +16,7 @@ from engine.cleaning import HEURISTICS, POSITIVES, CleaningConfig, clean, train_
 from engine.config import UserError
 from engine.crawl import LABELS, CrawlConfig, build_crawl, read_documents
 from engine.datapage import DataConfig
-from engine.limits import MAX_JOB_SECONDS, MAX_UPLOAD_BYTES
+from engine.limits import MAX_JOB_SECONDS, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 from engine.models import SIZES
 from engine.tokenizer import bpe_tokenizer
 from app_pages import ui
@@ -147,7 +147,8 @@ with left:
 with right:
     st.markdown("**Your data**")
     up = st.file_uploader("Upload .txt, .jsonl, .csv or .parquet", type=["txt", "jsonl", "csv", "parquet"],
-                          key=f"{P}_file", help=f"At most {MAX_UPLOAD_BYTES / 1e6:.0f} MB. Text comes from a "
+                          key=f"{P}_file", max_upload_size=MAX_UPLOAD_MB,
+                          help=f"At most {MAX_UPLOAD_BYTES / 1e6:.0f} MB. Text comes from a "
                           "column named 'text', else the first text column; a .txt splits at blank lines.")
     if up is not None and st.session_state.get(f"_{P}_upload", {}).get("file_id") != up.file_id:
         try:

@@ -1,10 +1,12 @@
 """Pretraining: next-token (GPT) vs masked-token (BERT) prediction, trained live."""
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import corpus, pretrain, runs
+from engine import corpus, limits, pretrain, runs
 from engine.config import UserError
 from engine.models import SIZES, count_params
 from engine.pretrain import PretrainConfig
@@ -12,7 +14,23 @@ from engine.sampling import fill_masks, generate, next_token_probs
 from app_pages import ui
 
 P = "pt"  # widget-key prefix and job slot of this page
+# Widget bounds (min, max) and select-slider choices. A link may carry any value the config
+# accepts; one a widget cannot show is clamped (or snapped to the nearest choice) with a notice:
+# Streamlit would reset it to the widget's minimum without a word (steps=100000 became 10), or raise.
+BOUNDS = {"vocab_size": (260, 4096), "n_layer": (1, 12), "n_head": (1, 16), "n_embd": (8, 512),
+          "steps": (10, 20000), "batch_size": (1, 128), "warmup": (0, 5000),
+          "max_seconds": (5, int(limits.MAX_JOB_SECONDS)), "seed": (0, 2**31 - 1)}
+CHOICES = {"block_size": (16, 32, 64, 128, 256), "lr": (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0)}
 ui.init_config(PretrainConfig, P)
+for name, (lo, hi) in BOUNDS.items():
+    if not lo <= (value := st.session_state[f"{P}.{name}"]) <= hi:
+        st.session_state[f"{P}.{name}"] = min(max(value, lo), hi)
+        st.toast(f"{name}={value} is outside what this page offers: using {st.session_state[f'{P}.{name}']}.", icon="⚠️")
+for name, options in CHOICES.items():  # all choices are > 0: the nearest on a log scale
+    if (value := st.session_state[f"{P}.{name}"]) not in options:
+        st.session_state[f"{P}.{name}"] = min(options, key=lambda o: abs(math.log(o / value)))
+        st.toast(f"{name}={value} is not one of this page's choices: using {st.session_state[f'{P}.{name}']:g}.",
+                 icon="⚠️")
 hlp = lambda name: ui.widget_help(PretrainConfig, name)  # noqa: E731
 
 st.title("Pretraining")
@@ -32,7 +50,8 @@ with st.container(border=True):
             "world": "Built-in stories (simple English)", "python-docs": "Python's documentation (real English)",
             "upload": "Upload a text file", "hub": "Hugging Face dataset (needs internet)"}.get)
         if st.session_state[f"{P}.corpus"] == "upload":
-            up = st.file_uploader("UTF-8 text file", type=["txt", "md"], key=f"{P}_upload")
+            up = st.file_uploader("UTF-8 text file", type=["txt", "md"], key=f"{P}_upload",
+                                  max_upload_size=limits.MAX_UPLOAD_MB)
             if up is not None:
                 try:
                     st.session_state[f"_{P}_text"] = (up.name, corpus.read_upload(up.getvalue(), up.name))
@@ -47,7 +66,7 @@ with st.container(border=True):
         st.radio("Tokenizer", ("char", "bpe"), key=f"{P}.tokenizer", horizontal=True, help=hlp("tokenizer"),
                  format_func={"char": "Characters", "bpe": "Byte-level BPE"}.get)
         if st.session_state[f"{P}.tokenizer"] == "bpe":
-            st.slider("BPE vocabulary size", 260, 4096, key=f"{P}.vocab_size", step=4)
+            st.slider("BPE vocabulary size", *BOUNDS["vocab_size"], key=f"{P}.vocab_size", step=4)
     with c2:
         st.markdown("**Model**")
         st.radio("Objective", ("clm", "mlm", "both"), key=f"{P}.objective", horizontal=True, help=hlp("objective"),
@@ -55,20 +74,19 @@ with st.container(border=True):
         st.segmented_control("Size", (*SIZES, "custom"), key=f"{P}.size", help="parameters in the layers")
         if st.session_state[f"{P}.size"] == "custom":
             a, b, c = st.columns(3)
-            a.number_input("Layers", 1, 12, key=f"{P}.n_layer")
-            b.number_input("Heads", 1, 16, key=f"{P}.n_head")
-            c.number_input("Width", 8, 512, key=f"{P}.n_embd", step=8)
-        st.select_slider("Context (tokens)", [16, 32, 64, 128, 256], key=f"{P}.block_size")
+            a.number_input("Layers", *BOUNDS["n_layer"], key=f"{P}.n_layer")
+            b.number_input("Heads", *BOUNDS["n_head"], key=f"{P}.n_head")
+            c.number_input("Width", *BOUNDS["n_embd"], key=f"{P}.n_embd", step=8)
+        st.select_slider("Context (tokens)", CHOICES["block_size"], key=f"{P}.block_size")
     with c3:
         st.markdown("**Training**")
-        st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0],
-                         key=f"{P}.lr", format_func=lambda v: f"{v:g}", help=hlp("lr"))
+        st.select_slider("Learning rate", CHOICES["lr"], key=f"{P}.lr", format_func=lambda v: f"{v:g}", help=hlp("lr"))
         a, b = st.columns(2)
-        a.number_input("Steps", 10, 20000, key=f"{P}.steps", step=100)
-        b.number_input("Batch size", 1, 128, key=f"{P}.batch_size")
-        a.number_input("Warmup steps", 0, 5000, key=f"{P}.warmup", step=10)
-        b.number_input("Time limit (s)", 5, 300, key=f"{P}.max_seconds", step=5)
-        a.number_input("Seed", 0, 2**31 - 1, key=f"{P}.seed")
+        a.number_input("Steps", *BOUNDS["steps"], key=f"{P}.steps", step=100)
+        b.number_input("Batch size", *BOUNDS["batch_size"], key=f"{P}.batch_size")
+        a.number_input("Warmup steps", *BOUNDS["warmup"], key=f"{P}.warmup", step=10)
+        b.number_input("Time limit (s)", *BOUNDS["max_seconds"], key=f"{P}.max_seconds", step=5)
+        a.number_input("Seed", *BOUNDS["seed"], key=f"{P}.seed")
         b.toggle("bf16 autocast", key=f"{P}.bf16", help=hlp("bf16"))
 
 cfg: PretrainConfig = ui.read_config(PretrainConfig, P)

@@ -57,9 +57,9 @@ if cfg.source == "simulated":
     st.caption(
         "The simulated labeler reads two answers the SFT model sampled (temperature 1) for the same question and "
         "prefers the one with the higher **gold reward**: its taste's score, minus 1 unless the answer is one "
-        "plain, well-formed sentence in the world's words. Equal scores are a tie and are not kept. The gold reward "
-        "is computed exactly, so every run below can also say how good its answers truly are; the reward model "
-        "only ever sees the labels.")
+        "plain, well-formed sentence in the world's words, minus 1 unless it is about the person asked (starts "
+        "with their name). Equal scores are a tie and are not kept. The gold reward is computed exactly, so every run below can also say how good its "
+        "answers truly are; the reward model only ever sees the labels.")
 elif cfg.source == "human":
     @st.cache_resource(max_entries=2, show_spinner=False)
     def prompt_list() -> list[str]:
@@ -148,7 +148,11 @@ st.markdown(
     "(`AutoModelForSequenceClassification`, `num_labels=1`). It reads question and answer and is trained so the "
     "preferred answer scores higher: the Bradley–Terry loss **−log σ(r(chosen) − r(rejected))** (Bradley & "
     "Terry 1952; InstructGPT's eq. 1). Held-out pair accuracy counts the comparisons it has never seen that it "
-    "ranks the labeler's way.")
+    "ranks the labeler's way. A fifth of the training questions is set aside for validation: the run keeps the "
+    "weights of the evaluation with the best validation accuracy, since a reward model soon memorises noisy "
+    "labels (InstructGPT trains one epoch for that reason). With a share of labels flipped by noise, even a "
+    "perfect reward model agrees with only the rest of the held-out labels; the dotted line checks it against the "
+    "gold reward.")
 with st.container(border=True):
     a, b, c = st.columns(3)
     a.number_input("Steps", 1, 100_000, key=f"{P}.rm_steps", step=20)
@@ -169,6 +173,9 @@ def rm_submissions() -> list[dict]:
 rm_jobs = ui.controls(RM, rm_submissions, label="Train reward model")
 
 
+TRAIN, HELD, VAL, GOLD = "#83c9ff", "#0068c9", "#ff8700", "#29b09d"   # the same line for the same split
+
+
 def draw_rm(snaps: list[dict]) -> None:
     s = snaps[0]
     ui.status_line(s, next((j for j in ui.jobs_of(RM) if j.id == s["id"]), None))
@@ -177,27 +184,41 @@ def draw_rm(snaps: list[dict]) -> None:
                    f"{lab['flipped']} flipped by noise, {lab['kept']} kept.")
     tr = [r for r in s["records"] if "loss" in r]
     ev = [r for r in s["records"] if "eval_accuracy" in r]
+    kept = s["info"].get("kept")
     if not tr:
         return
     left, right = st.columns(2)
     with left:
-        ui.curve_chart([dict(name="train", x=[r["step"] for r in tr], y=ui.smooth([r["loss"] for r in tr])),
+        ui.curve_chart([dict(name="train", x=[r["step"] for r in tr], y=ui.smooth([r["loss"] for r in tr]),
+                             color=TRAIN),
                         dict(name="held out", x=[r["step"] for r in ev], y=[r["eval_loss"] for r in ev], markers=True,
-                             dash="dash")], "Bradley–Terry loss", key="rl_rm_loss", height=300,
+                             color=HELD),
+                        dict(name="validation", x=[r["step"] for r in ev], y=[r["val_loss"] for r in ev],
+                             markers=True, dash="dash", color=VAL)], "Bradley–Terry loss", key="rl_rm_loss", height=300,
                        hlines=[(0.693, "chance: log 2")])
     with right:
-        acc = [dict(name="eval_accuracy (the labels)", x=[r["step"] for r in ev], y=[r["eval_accuracy"] for r in ev],
-                    markers=True)]
+        acc = [dict(name="held out: the labels (eval_accuracy)", x=[r["step"] for r in ev],
+                    y=[r["eval_accuracy"] for r in ev], markers=True, color=HELD),
+               dict(name="validation: the labels (chooses the kept step)", x=[r["step"] for r in ev],
+                    y=[r["val_accuracy"] for r in ev], markers=True, dash="dash", color=VAL)]
         if ev and "eval_gold_accuracy" in ev[-1]:
-            acc.append(dict(name="against the gold reward", x=[r["step"] for r in ev],
-                            y=[r["eval_gold_accuracy"] for r in ev], markers=True, dash="dot"))
+            acc.append(dict(name="held out: the gold reward", x=[r["step"] for r in ev],
+                            y=[r["eval_gold_accuracy"] for r in ev], markers=True, dash="dot", color=GOLD))
         ui.curve_chart(acc, "Held-out pair accuracy", ytitle="share ranked right", key="rl_rm_acc", height=300,
                        hlines=[(0.5, "chance")])
-    m = st.columns(3)
+    m = st.columns(4)
     m[0].metric("loss", f"{tr[-1]['loss']:.3f}")
-    m[1].metric("eval_accuracy", f"{ev[-1]['eval_accuracy']:.0%}" if ev else "–",
-                help="held-out pairs the reward model ranks as the labels do (noisy labels cap it)")
-    m[2].metric("pairs", f"{s['info'].get('train_pairs', '–')} train / {s['info'].get('test_pairs', '–')} held out")
+    shown = kept or (ev[-1] if ev else None)
+    m[1].metric("eval_accuracy", f"{shown['eval_accuracy']:.0%}" if shown else "–",
+                help="held-out pairs the kept reward model ranks as the labels do (noisy labels cap it)")
+    if shown and "eval_gold_accuracy" in shown:
+        m[2].metric("eval_gold_accuracy", f"{shown['eval_gold_accuracy']:.0%}",
+                    help="held-out pairs it ranks as the gold reward does: what the labeler truly prefers")
+    m[3].metric("pairs", " / ".join(str(s["info"].get(k, "–")) for k in ("train_pairs", "val_pairs", "test_pairs")),
+                help="training / validation / held-out test pairs, split by question")
+    if kept:
+        st.caption(f"Kept the weights of step {kept['kept_step']} (best validation accuracy, "
+                   f"{kept['val_accuracy']:.0%}); the accuracies above are that model's, on the held-out test pairs.")
     if rows := s["info"].get("examples"):
         st.markdown("**What it says about held-out answers** (higher is better; only differences matter):")
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="rl_rm_examples")
@@ -288,8 +309,11 @@ def draw_policy(snaps: list[dict]) -> None:
             "Proxy against gold, as in Gao, Schulman & Hilton (2022), *Scaling Laws for Reward Model "
             "Overoptimization*: the reward model is only an estimate of the labeler. Optimised hard enough, the "
             "policy finds answers the reward model overrates, so the proxy keeps rising while the gold stalls or "
-            "falls. Set the KL coefficient to 0 and train longer to see it: the answers collapse toward one "
-            "high-scoring sentence (entropy near 0) whether or not it fits the question.")
+            "falls. Set the KL coefficient to 0, the learning rate to 3e-4 and train 300 steps to see it: entropy "
+            "falls toward 0, the answers collapse toward one high-scoring phrase whether or not it fits the question "
+            "(a sentence about someone else, or a fragment), and the gold reward, which checks that an answer is a "
+            "well-formed sentence about the person asked, falls below the SFT model's while the proxy still "
+            "climbs.")
     else:
         with left:
             ui.curve_chart([series(tr, "rewards/chosen", "rewards/chosen"),

@@ -377,7 +377,7 @@ with tab_over:
         a, b, c = st.columns(3)
         with a:
             size_slider("Training text (characters)", "of_chars", (2_000, 5_000, 10_000, 20_000, 50_000, 100_000))
-        a.slider("Epochs", 1, 100, key=f"{P}.of_epochs", help=hlp("of_epochs"))
+        a.slider("Epochs", 1, 500, key=f"{P}.of_epochs", help=hlp("of_epochs"))   # the config's range: a link may ask 500
         with b:
             size_slider("Small model N", "of_small")
         with c:

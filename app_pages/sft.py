@@ -73,7 +73,7 @@ st.caption(
     "prompts (facts: 45) that training never shows.")
 
 up = st.file_uploader("Add rows from JSON Lines (TRL's formats: `prompt`/`completion`, or `messages`)",
-                      type=["jsonl", "json"], key=f"{P}_upload",
+                      type=["jsonl", "json"], key=f"{P}_upload", max_upload_size=limits.MAX_UPLOAD_MB,
                       help='One object per line, e.g. {"prompt": "Repeat: red hat", "completion": "red hat"} or '
                            '{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}. Optional keys '
                            '"family" and "split" (train/test); without a split, every fifth row is held out.')

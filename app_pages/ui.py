@@ -194,7 +194,8 @@ def status_line(snap: dict, job: Job | None) -> None:
     elif s == "failed":
         st.error(f"{name}: {snap['message']}", icon=":material/error:")
     elif s == "stopped":
-        st.warning(f"{name}: stopped by you{'; the model so far was saved' if snap['result'] else ''}.",
+        why = snap["message"].rstrip(".") if snap.get("paused_out") else "stopped by you"
+        st.warning(f"{name}: {why}{'; the model so far was saved' if snap['result'] else ''}.",
                    icon=":material/stop_circle:")
     else:
         st.success(f"{name}: finished. {snap['message']}".strip(), icon=":material/check_circle:")

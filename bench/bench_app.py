@@ -2,8 +2,9 @@
 
 `python bench/bench_app.py` starts `streamlit run app.py` on a free port, opens the Pretraining
 page in headless Chromium, presses Train with the default preset, and samples the server's RSS
-every 0.2 s until the run ends. Prints: seconds to the first page rendered, idle RSS, the
-seconds from the click to the first loss point drawn, and peak RSS during the run.
+every 0.2 s until the run ends. Prints: seconds until the server answers its health check (and
+its RSS then), seconds to the first page rendered, idle RSS, the seconds from the click to the
+first loss point drawn, and peak RSS during the run.
 """
 import os
 import socket
@@ -40,6 +41,8 @@ def main():
             break
         except OSError:
             time.sleep(0.1)
+    health = time.perf_counter() - t0      # the server answers; the app's modules load on the first visit
+    rss_health = rss_mb(proc.pid)
     try:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path="/usr/bin/chromium",
@@ -72,6 +75,7 @@ def main():
             b.close()
     finally:
         proc.terminate()
+    print(f"new process to /_stcore/health answering: {health:.1f} s, RSS then {rss_health:.0f} MB")
     print(f"cold start to the Pretraining page drawn: {cold:.1f} s")
     print(f"idle RSS after the first page: {idle:.0f} MB")
     print(f"click to first loss point drawn: {first:.2f} s (first run on a new server), {warm:.2f} s (warm server); "

@@ -1,7 +1,8 @@
 """RLHF speed and quality. `python bench/bench_rlhf.py [--seeds 0] [--hack] [--threads 1]`
 
 With the simulated labeler at its default taste (RLHFConfig()): the labels, the reward model's
-held-out pair accuracy (against the noisy labels and against the gold reward), then PPO and DPO
+held-out test accuracy at the step early stopping kept (chosen on a separate validation split;
+against the noisy labels and against the gold reward), then PPO and DPO
 from the baked SFT run, each with the gold reward of sampled answers to held-out questions
 before (step 0: the SFT model) and after, and the seconds each part took on one thread, with
 the load average. --hack adds PPO without a KL penalty for longer, printing proxy and gold
@@ -62,10 +63,13 @@ def main() -> None:
               f"({right:.0%} agree with the gold reward; noise {cfg.noise:.0%})")
         rec = Recorder()
         (rm, _), t_rm = timed(lambda: rlhf.train_reward_model(cfg, rec, pairs, save=False, gold=gold))
-        ev = [r for r in rec.records if "eval_accuracy" in r]
-        print(f"  reward model: {cfg.rm_steps} steps in {t_rm:.1f} s; held-out accuracy {ev[-1]['eval_accuracy']:.1%} "
-              f"(labels), {ev[-1]['eval_gold_accuracy']:.1%} (gold); best during training "
-              f"{max(r['eval_accuracy'] for r in ev):.1%}")
+        k = rec.info["kept"]
+        test = rlhf._checked(pairs, cfg.batch_size, validate=True)[2]
+        ceiling = sum(gold(p.prompt, p.chosen) > gold(p.prompt, p.rejected) for p in test) / len(test)
+        print(f"  reward model: {cfg.rm_steps} steps in {t_rm:.1f} s ({rec.info['train_pairs']} train / "
+              f"{rec.info['val_pairs']} validation / {rec.info['test_pairs']} test pairs); kept step {k['kept_step']} "
+              f"(validation accuracy {k['val_accuracy']:.1%}): test accuracy {k['eval_accuracy']:.1%} (labels; a "
+              f"perfect model would get {ceiling:.1%}, the unflipped share), {k['eval_gold_accuracy']:.1%} (gold)")
         for method in ("ppo", "dpo"):
             rec = Recorder()
             c = cfg.replace(method=method)

@@ -170,7 +170,7 @@ def _good_json_lines(text: str, name: str) -> tuple[str, list[int]]:
             if not isinstance(row, dict):
                 raise ValueError
             good.append(line)
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: a line nested thousands deep
             bad.append(i)
     if not good:
         raise UserError(f"{name} has no valid JSON lines. Each line should be an object like "

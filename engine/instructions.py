@@ -145,7 +145,7 @@ def parse_jsonl(data: bytes, family: str = "upload") -> tuple[list[Example], lis
                 user, bot = _said(d["prompt"], "user"), _said(d["completion"], "assistant")
             split = d.get("split") or ("test" if len(rows) % 5 == 4 else "train")
             ex = Example(str(d.get("family") or family), user, bot, split)
-        except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
+        except (ValueError, KeyError, TypeError, StopIteration, AttributeError, RecursionError):
             problems.append(f"line {i}: not a JSON object with prompt/completion or user/assistant messages")
             continue
         if problem := check(ex):

@@ -48,6 +48,7 @@ class Job:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self.paused_out = False            # stopped because it stayed paused too long
 
     # --- the Reporter protocol the training loop talks to -----------------------------------
     def emit(self, record: dict) -> None:
@@ -58,9 +59,13 @@ class Job:
         return self._stop.is_set()
 
     def wait_if_paused(self) -> None:
+        end = time.monotonic() + limits.MAX_PAUSE_SECONDS   # a paused job holds a slot: not for ever
         while not self._running.wait(0.2):
             if self._stop.is_set():
                 return
+            if time.monotonic() > end:
+                self.paused_out = True
+                self.stop()
 
     # --- for stages ----------------------------------------------------------------------
     def add_sample(self, sample: dict) -> None:
@@ -105,7 +110,7 @@ class Job:
             return {"id": self.id, "label": self.label, "status": self.status, "message": self.message,
                     "records": list(self.records), "samples": list(self.samples), "info": dict(self.info),
                     "result": self.result, "queue_position": self.queue_position,
-                    "queue_eta": self.queue_eta, "footprint": self.footprint}
+                    "queue_eta": self.queue_eta, "footprint": self.footprint, "paused_out": self.paused_out}
 
 
 def _warm_up(measure_energy: bool) -> None:
@@ -116,7 +121,8 @@ def _warm_up(measure_energy: bool) -> None:
 
 class JobRunner:
     def __init__(self, max_concurrent: int = limits.MAX_CONCURRENT_JOBS,
-                 max_per_owner: int = limits.MAX_JOBS_PER_SESSION, keep_finished: int = 200,
+                 max_per_owner: int = limits.MAX_JOBS_PER_SESSION,
+                 keep_finished: int = limits.MAX_FINISHED_JOBS,
                  measure_energy: bool = True):
         self.max_concurrent, self.max_per_owner = max_concurrent, max_per_owner
         self.jobs: dict[str, Job] = {}
@@ -175,7 +181,8 @@ class JobRunner:
             self._waiting.remove(job)
             self._update_queue()
             if job.should_stop():
-                job.status, job.finished = "stopped", time.time()
+                job.status, job.finished, job.fn = "stopped", time.time(), None
+                self._forget_old()
                 self._cond.notify_all()
                 return
             self._running += 1
@@ -189,6 +196,9 @@ class JobRunner:
             job.result = job.fn(job)
             if job.should_stop():
                 status = "stopped"
+            if job.paused_out:
+                job.message = (f"Paused for more than {limits.MAX_PAUSE_SECONDS:.0f} s, so it was stopped to free "
+                               "its training slot for others.")
         except UserError as e:
             status, job.message = "failed", str(e)
         except Exception as e:  # a bug, not the user's fault: keep the app alive, say what broke
@@ -200,6 +210,7 @@ class JobRunner:
                 LEDGER.add(job.owner, job.stage, job.footprint, job.label)
             job.finished = time.time()
             job.status = status
+            job.fn = None   # its closure may hold an upload or a model: a finished job keeps its curves only
             with self._cond:
                 self._running -= 1
                 self._durations.append(job.finished - job.started)
@@ -211,13 +222,26 @@ class JobRunner:
                 self._cond.notify_all()
 
     def _update_queue(self) -> None:
-        typical = statistics.median(self._durations)
+        """Each waiting job's place and wait: the work ahead of it (what the running jobs have left,
+        then each job queued before it) shared among the slots. A job is taken to last the recent
+        median or its own time limit, whichever is less."""
+        typical, now = statistics.median(self._durations), time.time()
+        ahead = sum(max(0.0, min(typical, j.max_seconds) - (now - j.started))
+                    for j in self.jobs.values() if j.status in ("running", "paused") and j.started)
         for i, j in enumerate(self._waiting):
             j.queue_position = i + 1
-            j.queue_eta = typical * (1 + i // max(1, self.max_concurrent))
+            j.queue_eta = max(1.0, ahead / max(1, self.max_concurrent))
+            ahead += min(typical, j.max_seconds)
 
     def _forget_old(self) -> None:
-        keep = set(id(j) for j in self._by_key.values())
-        done = [j for j in self.jobs.values() if not j.active and id(j) not in keep]
-        for j in done[:-self._keep]:
-            del self.jobs[j.id]
+        """Keep at most `_keep` finished jobs (limits.MAX_FINISHED_JOBS): unreplayable ones go
+        first, oldest first, then the least recently replayed."""
+        done = [j for j in self.jobs.values() if not j.active]
+        extra = len(done) - self._keep
+        if extra <= 0:
+            return
+        keyed = set(id(j) for j in self._by_key.values())
+        for j in ([j for j in done if id(j) not in keyed] + list(self._by_key.values()))[:extra]:
+            self.jobs.pop(j.id, None)
+            if self._by_key.get(j.key) is j:
+                del self._by_key[j.key]

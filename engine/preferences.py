@@ -3,7 +3,8 @@
 Three sources feed the same `Pair`: a person clicking A, B or tie on the page; a simulated
 labeler with a hidden taste (for workshop speed); or an upload in TRL's prompt/chosen/rejected
 JSON Lines. The simulated labeler prefers the answer with the higher *gold reward*, a score
-the engine computes exactly, so a run can report how good its answers truly are, not only
+the engine computes exactly (its taste, and whether the answer is one well-formed sentence
+about the person asked), so a run can report how good its answers truly are, not only
 what the learned reward model thinks of them (Gao, Schulman & Hilton 2022 call it the gold
 reward model; here it is a formula).
 """
@@ -73,9 +74,10 @@ def _has(words: list[str]) -> Callable[[str], float]:
     return lambda answer: float(bool(pattern.search(answer)))
 
 
-# A taste: what the hidden labeler likes, as a score of the answer. The gold reward adds a
-# penalty of 1 for text that is not one well-formed sentence, so a policy that games a learned
-# reward model with degenerate text is caught (the gold falls while the proxy rises).
+# A taste: what the hidden labeler likes, as a score of the answer. The gold reward adds what any
+# labeler wants besides (see gold_reward), so a policy that games a learned reward model with
+# degenerate text, or with one high-scoring sentence for every question, is caught: the gold falls
+# while the proxy rises.
 TASTES: dict[str, tuple[str, Callable[[str], float]]] = {
     "short": ("prefers short answers (minus one per 30 characters)", lambda a: -len(a) / 30),
     "colour": ("prefers answers that mention a colour", _has(COLORS)),
@@ -83,13 +85,28 @@ TASTES: dict[str, tuple[str, Callable[[str], float]]] = {
 }
 
 
+PEOPLE = frozenset(p.name for p in World().people)
+
+
+def person_asked(prompt: str) -> str | None:
+    """The person of the world a question names (the first one it mentions), or None."""
+    return next((w for w in re.findall(r"[A-Z][a-z]+", prompt) if w in PEOPLE), None)
+
+
+def about_person(prompt: str, answer: str) -> bool:
+    """The answer is about the person the question names: its first word is their name. A
+    question that names nobody of the world cannot be checked, and counts as answered."""
+    name = person_asked(prompt)
+    return name is None or answer.split(" ", 1)[0] == name
+
+
 def gold_reward(taste: str, prompt: str, answer: str) -> float:
     """The simulated labeler's true preference: its taste's score, minus 1 unless the answer is
-    one well-formed sentence. The prompt is unused by these tastes but part of the signature,
-    as a reward model reads both."""
+    one well-formed sentence, minus 1 unless it is about the person asked (about_person)."""
     if taste not in TASTES:
         raise UserError(f"Unknown taste {taste!r}: choose one of {', '.join(TASTES)}.")
-    return TASTES[taste][1](answer) - (0.0 if well_formed(answer) else 1.0)
+    return (TASTES[taste][1](answer) - (0.0 if well_formed(answer) else 1.0)
+            - (0.0 if about_person(prompt, answer) else 1.0))
 
 
 def gold_fn(taste: str) -> Callable[[str, str], float]:

@@ -38,17 +38,17 @@ MIN_PAIRS = 8   # fewer cannot give both a training and a held-out set
 
 @dataclasses.dataclass
 class RLHFConfig(StageConfig):
-    PRESETS = {"quick demo": dict(n_pairs=200, rm_steps=80, steps=60, eval_every=15, max_seconds=30),
-               "standard": dict(n_pairs=300, rm_steps=150, steps=120, eval_every=20, max_seconds=90),
-               "thorough": dict(n_pairs=800, rm_steps=300, steps=300, eval_every=25, max_seconds=240)}
-    PRESET_NOTES = {"quick demo": "200 comparisons, short runs: each part in under 30 s",
-                    "standard": "300 comparisons; reward model and one policy method in about a minute",
-                    "thorough": "800 comparisons and longer runs"}
+    PRESETS = {"quick demo": dict(n_pairs=300, rm_steps=80, steps=60, eval_every=15, max_seconds=30),
+               "standard": dict(n_pairs=600, rm_steps=150, steps=120, eval_every=20, max_seconds=90),
+               "thorough": dict(n_pairs=1200, rm_steps=300, steps=300, eval_every=25, max_seconds=240)}
+    PRESET_NOTES = {"quick demo": "300 comparisons, short runs: each part in under 30 s",
+                    "standard": "600 comparisons; reward model and one policy method in about a minute",
+                    "thorough": "1200 comparisons and longer runs"}
     parent: str = field("", "folder name of the SFT run to start from (empty: the baked SFT run)")
     source: str = field("simulated", "where the preference pairs come from", choices=SOURCES)
     taste: str = field("animal", "the simulated labeler's hidden taste", choices=tuple(TASTES))
-    noise: float = field(0.1, "share of comparisons the simulated labeler gets the wrong way round", range=(0.0, 0.5))
-    n_pairs: int = field(300, "comparisons the simulated labeler makes (ties not counted)", range=(1, 5000))
+    noise: float = field(0.05, "share of comparisons the simulated labeler gets the wrong way round", range=(0.0, 0.5))
+    n_pairs: int = field(600, "comparisons the simulated labeler makes (ties not counted)", range=(1, 5000))
     rm_steps: int = field(150, "reward-model training steps", range=(1, 100_000))
     rm_lr: float = field(1e-3, "reward-model peak learning rate", range=(1e-6, 1.0))
     method: str = field("dpo", "policy optimisation: PPO against the reward model, or DPO on the pairs",
@@ -207,8 +207,10 @@ def score(rm, tok, prompt: str, answers: list[str], bf16: bool = True) -> list[f
         return rewards(rm, b).tolist()
 
 
-def _checked(pairs: list[Pair], batch_size: int) -> tuple[list[Pair], list[Pair], int, list[str]]:
-    """Usable pairs split for training and held out, the batch size that fits, and notes."""
+def _checked(pairs: list[Pair], batch_size: int,
+             validate: bool = False) -> tuple[list[Pair], list[Pair], list[Pair], int, list[str]]:
+    """Usable pairs split for training, validation (with `validate`: a fifth of the training
+    prompts, to choose when to stop) and testing, the batch size that fits, and notes."""
     keep, problems = usable(pairs)
     notes = [f"{len(problems)} pairs left out ({problems[0]}{', ...' if len(problems) > 1 else ''})"] if problems else []
     if len(keep) < MIN_PAIRS:
@@ -216,11 +218,12 @@ def _checked(pairs: list[Pair], batch_size: int) -> tuple[list[Pair], list[Pair]
                         "train on, some held out to test). Label or upload more pairs, or use the simulated labeler."
                         + (f" Left out: {'; '.join(problems[:3])}." if problems else ""))
     train_pairs, test_pairs = split_pairs(keep)
+    train_pairs, val_pairs = split_pairs(train_pairs) if validate else (train_pairs, [])
     if len(train_pairs) < batch_size:
         notes.append(f"only {len(train_pairs)} training pairs, fewer than a batch of {batch_size}: each step "
                      f"uses all {len(train_pairs)}")
         batch_size = len(train_pairs)
-    return train_pairs, test_pairs, batch_size, notes
+    return train_pairs, val_pairs, test_pairs, batch_size, notes
 
 
 def _settings(cfg: RLHFConfig, steps: int, lr: float, **kw) -> LoopSettings:
@@ -277,19 +280,26 @@ def train_reward_model(cfg: RLHFConfig, job, pairs: list[Pair], parent: str | No
     """Train a reward model on `pairs` with the Bradley–Terry loss: a transformers
     sequence-classification model with one output, started from the policy run `parent`
     (None: cfg.parent; empty: the baked SFT run). Uses cfg.rm_steps, rm_lr, batch_size, seed.
-    Reports loss and `accuracy` (share of pairs ranked right) per step, and held-out
+    Reports loss and `accuracy` (share of pairs ranked right) per step; at each evaluation
+    `val_loss`/`val_accuracy` on a validation fifth of the training prompts and held-out test
     `eval_loss`/`eval_accuracy` (plus `eval_gold_accuracy`, against the callable
-    gold(prompt, answer) -> float when given). Saves a run of stage "reward" (parent = the policy
+    gold(prompt, answer) -> float when given). Keeps the weights of the evaluation with the best
+    val_accuracy (job.info["kept"]: its step and metrics; the test metrics are never used to
+    choose). Saves a run of stage "reward" (parent = the policy
     run) with the pairs in preferences.jsonl and returns its folder; with save=False returns (model, tok)."""
     parent = cfg.parent if parent is None else parent
-    train_pairs, test_pairs, bs, notes = _checked(pairs, cfg.batch_size)
+    fit_pairs, val_pairs, test_pairs, bs, notes = _checked(pairs, cfg.batch_size, validate=True)
     policy_path, _, tok = load_policy(parent)
     model = reward_model_from(policy_path, cfg.seed)
     ctx = context_length(model)
-    enc = [(_encode(tok, p.prompt, p.chosen, ctx), _encode(tok, p.prompt, p.rejected, ctx)) for p in train_pairs]
-    test_enc = [(_encode(tok, p.prompt, p.chosen, ctx), _encode(tok, p.prompt, p.rejected, ctx)) for p in test_pairs]
+
+    def encoded(ps):
+        return [(_encode(tok, p.prompt, p.chosen, ctx), _encode(tok, p.prompt, p.rejected, ctx)) for p in ps]
+
+    enc, val_enc, test_enc = encoded(fit_pairs), encoded(val_pairs), encoded(test_pairs)
     collate = _collate(tok)
     gen = torch.Generator().manual_seed(cfg.seed)
+    best: dict = {}
 
     def next_batch(step):
         idx = torch.randperm(len(enc), generator=gen)[:bs].tolist()
@@ -301,40 +311,51 @@ def train_reward_model(cfg: RLHFConfig, job, pairs: list[Pair], parent: str | No
         return bradley_terry_loss(rc, rr), {"accuracy": (rc > rr).float().mean().item(),
                                             "margin": (rc - rr).mean().item()}
 
-    def held_out_rewards():
-        out = []
-        for i in range(0, len(test_enc), 64):
-            r = rewards(model, pair_batch(collate, test_enc[i:i + 64]))
-            out += list(zip(r[:len(r) // 2].tolist(), r[len(r) // 2:].tolist()))
-        return out
+    def pair_rewards(encs) -> tuple[torch.Tensor, torch.Tensor]:
+        rc, rr = [], []
+        for i in range(0, len(encs), 64):
+            r = rewards(model, pair_batch(collate, encs[i:i + 64]))
+            rc.append(r[:len(r) // 2]), rr.append(r[len(r) // 2:])
+        return torch.cat(rc), torch.cat(rr)
 
     def evaluate(step, final):
-        rs = held_out_rewards()
-        rc, rr = torch.tensor([a for a, _ in rs]), torch.tensor([b for _, b in rs])
-        m = {"eval_loss": bradley_terry_loss(rc, rr).item(), "eval_accuracy": (rc > rr).float().mean().item()}
+        vc, vr = pair_rewards(val_enc)
+        rc, rr = pair_rewards(test_enc)
+        m = {"val_loss": bradley_terry_loss(vc, vr).item(), "val_accuracy": (vc > vr).float().mean().item(),
+             "eval_loss": bradley_terry_loss(rc, rr).item(), "eval_accuracy": (rc > rr).float().mean().item()}
         if gold is not None:
             agree = [(a > b) == (gold(p.prompt, p.chosen) > gold(p.prompt, p.rejected))
-                     for p, (a, b) in zip(test_pairs, rs)]
+                     for p, a, b in zip(test_pairs, rc.tolist(), rr.tolist())]
             m["eval_gold_accuracy"] = sum(agree) / len(agree)
+        # Early stopping: keep the weights of the evaluation with the best validation accuracy
+        # (then the lowest validation loss). Noisy labels are memorised after an epoch or two,
+        # as InstructGPT found (Ouyang et al. 2022, 3.5: one epoch, since more overfits).
+        if step > 0 and (m["val_accuracy"], -m["val_loss"]) > best.get("key", (-1.0, 0.0)):
+            best.update(key=(m["val_accuracy"], -m["val_loss"]), step=step, metrics=m,
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()})
         return m
 
-    facts = {"params": model.num_parameters(), "parent": policy_path.name, "train_pairs": len(train_pairs),
-             "test_pairs": len(test_pairs), "batch_size": bs}
+    facts = {"params": model.num_parameters(), "parent": policy_path.name, "train_pairs": len(fit_pairs),
+             "val_pairs": len(val_pairs), "test_pairs": len(test_pairs), "batch_size": bs}
     _info(job, facts)
     result = train(model, loss_fn, next_batch, _settings(cfg, cfg.rm_steps, cfg.rm_lr), job, evaluate)
+    if best and best["step"] != result.steps:
+        model.load_state_dict(best["state"])
+        notes.append(f"kept the weights of step {best['step']}, the best validation accuracy "
+                     f"({best['metrics']['val_accuracy']:.0%})")
     _finish_note(job, result, notes)
+    kept = {"kept_step": best.get("step", result.steps), **best.get("metrics", {})}
+    _info(job, {"kept": kept})
     model.eval()
     examples = reward_examples(model, tok, test_pairs, gold, bf16=cfg.bf16)
     _info(job, {"examples": examples})
     if not save:
         return model, tok
     records = list(getattr(job, "records", []))
-    last = next((r for r in reversed(records) if "eval_accuracy" in r), {})
-    summary = {**facts, "status": result.status, "steps": result.steps, "seconds": round(result.seconds, 1),
-               **{k: v for k, v in last.items() if k.startswith("eval_")}}
+    summary = {**facts, "status": result.status, "steps": result.steps, "seconds": round(result.seconds, 1), **kept}
     path = runs.save_run(model, tok, "reward", cfg.to_dict(), records, summary, name=f"rm-{cfg.key()[:6]}",
                          parent=policy_path.name, owner=owner)
-    (path / "preferences.jsonl").write_text(pairs_to_jsonl(train_pairs + test_pairs))
+    (path / "preferences.jsonl").write_text(pairs_to_jsonl(fit_pairs + val_pairs + test_pairs))
     return str(path)
 
 
@@ -378,7 +399,7 @@ def train_dpo(cfg: RLHFConfig, job, pairs: list[Pair], parent: str | None = None
     `reward` (a reward run's folder) only scores the before/after answers. Saves a run of stage
     "rlhf" (parent = the policy run) and returns its folder; with save=False returns (model, tok)."""
     parent = cfg.parent if parent is None else parent
-    train_pairs, test_pairs, bs, notes = _checked(pairs, cfg.batch_size)
+    train_pairs, _, test_pairs, bs, notes = _checked(pairs, cfg.batch_size)
     policy_path, model, tok = load_policy(parent)
     _, ref, _ = load_policy(parent)
     ref.requires_grad_(False)

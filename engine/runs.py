@@ -83,6 +83,8 @@ def list_runs(stage: str | None = None, owner: str | None = None) -> list[RunInf
     for root, baked in ((ASSET_RUNS, True), (runs_dir(), False)):
         found = []
         for p in sorted(Path(root).glob("*/run.json")) if Path(root).exists() else []:
+            if p.parent.suffix == ".partial":   # still being written
+                continue
             try:
                 info = read_info(p.parent)
             except (OSError, ValueError, KeyError):
@@ -127,6 +129,13 @@ def zip_run(path: str | Path) -> bytes:
 
 
 def _prune(root: Path) -> None:
+    """Oldest runs go first, until at most MAX_RUNS_ON_DISK runs and MAX_RUNS_BYTES remain
+    (the newest run always stays)."""
     runs = sorted((p for p in root.iterdir() if (p / "run.json").exists()), key=lambda p: p.stat().st_mtime)
-    for p in runs[:-int(limits.MAX_RUNS_ON_DISK)]:
+    sizes = [sum(f.stat().st_size for f in p.iterdir() if f.is_file()) for p in runs]
+    total = sum(sizes)
+    for i, p in enumerate(runs[:-1]):
+        if len(runs) - i <= limits.MAX_RUNS_ON_DISK and total <= limits.MAX_RUNS_BYTES:
+            break
         shutil.rmtree(p, ignore_errors=True)
+        total -= sizes[i]

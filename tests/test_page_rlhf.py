@@ -41,6 +41,7 @@ def test_reward_model_then_ppo_from_the_page():
     at.button(key="rl_rm_start").click().run()
     poll(at, lambda a: "reward model: finished" in texts(a))
     assert {m.label: m.value for m in at.metric}["eval_accuracy"].endswith("%")
+    assert "Kept the weights of step" in texts(at)                       # early stopping, said on the page
     at.button(key="rl_start").click().run()
     poll(at, lambda a: "PPO: finished" in texts(a))
     metrics = {m.label: m.value for m in at.metric}

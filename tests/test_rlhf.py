@@ -74,8 +74,13 @@ def test_gold_reward_and_well_formed_text():
         assert not preferences.well_formed(bad), bad
     assert preferences.gold_reward("animal", "Who is Tom?", "Tom has a horse.") == 1.0
     assert preferences.gold_reward("animal", "Who is Tom?", "Tom is a singer.") == 0.0
-    assert preferences.gold_reward("animal", "Who is Tom?", "horse horse horse") == 0.0   # animal, but degenerate
-    assert preferences.gold_reward("colour", "", "Tom has a yellow boat.") == 1.0
+    # an animal, but degenerate and not about Tom: 1 - 1 - 1
+    assert preferences.gold_reward("animal", "Who is Tom?", "horse horse horse") == -1.0
+    # well formed and an animal, but about someone else: the collapse to one sentence for every question
+    assert preferences.gold_reward("animal", "Who is Tom?", "Dan has a dog.") == 0.0
+    assert preferences.gold_reward("animal", "Describe Dan.", "Dan has a dog.") == 1.0
+    assert preferences.person_asked("What does Tom have?") == "Tom" and preferences.person_asked("Hi") is None
+    assert preferences.gold_reward("colour", "", "Tom has a yellow boat.") == 1.0   # no one asked: not checked
     assert preferences.gold_reward("short", "", "Tom has a horse.") == pytest.approx(-16 / 30)
     with pytest.raises(UserError, match="Unknown taste"):
         preferences.gold_fn("spicy")
@@ -85,7 +90,7 @@ def test_simulated_labeler_prefers_by_its_taste_with_the_stated_noise(pairs):
     assert len(pairs) == FAST.n_pairs
     gold = preferences.gold_fn(FAST.taste)
     right = sum(gold(p.prompt, p.chosen) > gold(p.prompt, p.rejected) for p in pairs) / len(pairs)
-    assert 0.8 < right < 0.97                                     # 10% noise: about 90% agree with the taste
+    assert abs(right - (1 - FAST.noise)) < 0.07                  # the noise flips its share of the labels
     assert all(p.chosen != p.rejected for p in pairs)             # ties are not kept
 
 
@@ -109,9 +114,15 @@ def test_labels_round_trip_through_trl_jsonl_and_ties_carry_no_preference():
 def test_reward_model_ranks_held_out_pairs_above_chance_and_is_saved(pairs):
     rec = loop.Recorder()
     path = rlhf.train_reward_model(FAST, rec, pairs, gold=preferences.gold_fn(FAST.taste))
-    final = [r for r in rec.records if "eval_accuracy" in r][-1]
-    assert final["eval_accuracy"] > 0.7 and final["eval_gold_accuracy"] > 0.7
+    evals = [r for r in rec.records if "eval_accuracy" in r]
+    kept = rec.info["kept"]                                       # early stopping on the validation split only
+    assert kept["val_accuracy"] == max(r["val_accuracy"] for r in evals[1:])
+    best = next(r for r in evals[1:] if r["step"] == kept["kept_step"])
+    assert kept["eval_accuracy"] == best["eval_accuracy"] > 0.7 and kept["eval_gold_accuracy"] > 0.7
+    assert rec.info["val_pairs"] > 0 and rec.info["train_pairs"] + rec.info["val_pairs"] + rec.info["test_pairs"] \
+        == len(pairs)
     info = runs.read_info(path)
+    assert info.summary["eval_accuracy"] == kept["eval_accuracy"]
     assert info.stage == "reward" and info.parent == "sft-base"
     rm, tok = rlhf.load_reward_model(path)
     assert type(rm).__name__ == "GPT2ForSequenceClassification" and rm.config.num_labels == 1

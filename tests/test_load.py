@@ -1,0 +1,61 @@
+"""A small workshop against a real `streamlit run app.py`: visitors speak Streamlit's websocket
+protocol (bench/bench_load.py explains why not browsers). Five at once; then a closed tab."""
+import asyncio
+import sys
+import time
+
+import pytest
+
+from tests.test_browser import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_load import Server, Visitor, run_load  # noqa: E402
+
+pytestmark = pytest.mark.browser
+FAST = "size=50k&steps=60&eval_every=20&sample_every=60&warmup=5&max_seconds=20"
+
+
+def test_five_visitors_at_once_each_see_a_curve_or_their_place_in_the_queue():
+    out = run_load(5, FAST, spread=1.0, timeout=90)
+    assert not out["errors"] and not out["server_tracebacks"], out
+    assert out["lost_jobs"] == [] and out["finished"] == out["clicked"] == 5, out
+    assert out["curve_share"] == 1.0, out
+    assert out["max_training_at_once"] <= 2, out
+    # Five jobs on two slots: someone waited, and every waiting visitor saw a place and a time.
+    assert out["queued_sessions"] >= 1 and out["queued_saw_place_and_eta"] == out["queued_sessions"], out
+    assert out["threads_after"] <= out["threads_idle"] + 2, out   # job threads end with their jobs
+
+
+def test_a_closed_tab_stops_its_job_and_frees_the_slot():
+    """One slot. A starts a long run and closes the tab; B, arriving after, must get the slot
+    within seconds (not after A's 60 s), and A's run must end as stopped."""
+    server = Server({"LLMX_MAX_CONCURRENT_JOBS": "1"})
+    long = "size=50k&steps=20000&eval_every=50&sample_every=20000&max_seconds=60"
+
+    async def scenario():
+        a = Visitor("a", long + "&seed=1")
+        await a.open(server.ws_url)
+        await a.click("Train")
+        assert await a.wait_for(("running",), 60), a.events
+        await asyncio.sleep(1)
+        await a.close()
+        t_closed = time.time()
+        b = Visitor("b", FAST + "&seed=2")
+        await b.open(server.ws_url)
+        await b.click("Train")
+        assert await b.wait_for(("done",), 60), b.events
+        started = next(t for t, kind, _ in b.events if kind in ("running", "done"))
+        await b.close()
+        return started - t_closed, a, b
+
+    try:
+        wait, a, b = asyncio.run(scenario())
+        time.sleep(1)
+        runs = {r["seed"]: r for r in server.saved_runs()}
+    finally:
+        log = server.stop()
+    assert not a.errors and not b.errors and "Traceback" not in log, (a.errors, b.errors, log[-2000:])
+    assert wait < 15, f"B waited {wait:.1f} s for the slot A's closed tab held"
+    assert runs[1]["status"] == "stopped" and runs[1]["steps"] < 20_000, runs[1]
+    assert runs[2]["status"] == "done", runs[2]
+
