@@ -139,7 +139,7 @@ def controls(slot: str, start: Callable[[], list[dict]], label: str = "Train") -
     jobs = jobs_of(slot)
     active = [j for j in jobs if j.active]
     paused = bool(active) and all(j.status == "paused" for j in active)
-    c = st.columns([2, 2, 2, 2, 6])
+    c = st.columns([max(2, len(label) // 5), 2, 2, 2, 6])   # a long label keeps its words
     c[0].button(label, type="primary", disabled=bool(active), on_click=start_jobs, args=(slot, start),
                 key=f"{slot}_start", icon=":material/play_arrow:", width="stretch")
     c[1].button("Resume" if paused else "Pause", disabled=not active, key=f"{slot}_pause",
@@ -209,7 +209,7 @@ def footprint_line(fp) -> None:
         st.caption(f"Energy: not available here ({fp.method}).")
         return
     st.caption(f"Energy: {fp.energy_kwh * 1000:.3f} Wh, {fp.emissions_g:.3f} g CO2e in {fp.duration_s:.0f} s "
-               f"({fp.kind}; hover ⓘ for how, the Carbon page for totals)", help=fp.method)
+               f"({fp.kind}; the ? says how, the Carbon page for totals)", help=fp.method)
 
 
 # --- charts ----------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def curve_chart(series: list[dict], title: str, ytitle: str = "loss", hlines: ty
             fig.add_hline(y=y, line_dash="dot", line_color="gray", annotation_text=label,
                           annotation_position="top right")
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.2))
+                      legend=dict(orientation="h", yanchor="top", y=-0.28))   # below the x axis's title
     fig.update_xaxes(title=xtitle, type="log" if log_x else "linear", exponentformat="power" if x_power else "SI")
     fig.update_yaxes(title=ytitle, type="log" if log_y else "linear")
     plot(fig, key=key)
