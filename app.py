@@ -28,6 +28,9 @@ PIPELINE = [
     ("app_pages/rlhf.py", "RLHF", ":material/thumbs_up_down:",
      "Label which of two answers is better (or let a simulated labeler), train a reward model on the "
      "comparisons, and pull the model toward it with PPO or DPO; watch reward hacking when the KL leash is off."),
+    ("app_pages/cai.py", "Constitutional AI (RLAIF)", ":material/gavel:",
+     "Write principles instead of labelling: an AI judge critiques red-team answers, the model is tuned on the "
+     "revisions, then optimised on AI-labelled pairs; violations, helpfulness and evasion measured before and after."),
 ]
 BESIDE = [
     ("app_pages/pipeline.py", "Your pipeline", ":material/account_tree:", None,

@@ -266,6 +266,12 @@ def plot(fig: go.Figure, **kwargs) -> None:
     st.plotly_chart(fig, **{"width": "stretch", **kwargs})
 
 
+def plain(text: str) -> str:
+    """Text a person or a model wrote, shown literally inside st.markdown: markdown's and
+    LaTeX's special characters are escaped, and markdown renders no raw HTML."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
+
+
 # --- uploads ----------------------------------------------------------------------------------
 
 def jsonl_upload(up, parse: Callable[[bytes], tuple[list, list[str]]], noun: str) -> tuple[list, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from . import pretrain, sft
+from . import cai, pretrain, sft
 from .runs import ASSET_RUNS
 
 BASE_GPT = pretrain.PretrainConfig(corpus="world", tokenizer="char", objective="clm", size="200k", block_size=64,
@@ -16,7 +16,11 @@ BASE_GPT = pretrain.PretrainConfig(corpus="world", tokenizer="char", objective="
                                    sample_every=1000, seed=0)
 # The SFT page's defaults, run to the end whatever the machine's speed.
 BASE_SFT = sft.SFTConfig(max_seconds=3600)
-BAKED = {"pretrain-base-gpt": (pretrain.run, BASE_GPT), "sft-base": (sft.run, BASE_SFT)}   # in lineage order
+# Constitutional AI's starting point: the same recipe on the SFT families plus compliance with
+# red-team prompts, longer because a third of each batch is red-team rows.
+HELPFUL_ONLY = sft.SFTConfig(steps=2400, max_seconds=3600)
+BAKED = {"pretrain-base-gpt": (pretrain.run, BASE_GPT), "sft-base": (sft.run, BASE_SFT),
+         "sft-helpful-only": (cai.bake_helpful_only, HELPFUL_ONLY)}   # in lineage order
 
 
 def bake(names: list[str] | None = None) -> None:

@@ -390,14 +390,15 @@ def gold_of_samples(model, tok, prompt_list: list[str], gold, cfg: RLHFConfig, s
 
 
 def train_dpo(cfg: RLHFConfig, job, pairs: list[Pair], parent: str | None = None, owner: str | None = None,
-              save: bool = True, gold=None, reward: str | None = None):
+              save: bool = True, gold=None, reward: str | None = None, stage: str = "rlhf"):
     """Direct preference optimisation of the policy run `parent` (None: cfg.parent; empty: the
     baked SFT run) on `pairs`, against a frozen copy of itself as the reference. Uses cfg.steps,
     lr, batch_size, beta, seed. Reports TRL's rewards/chosen, rewards/rejected, rewards/margins,
     rewards/accuracies per step and eval_ versions on held-out pairs; with the callable
     gold(prompt, answer) -> float, also eval_gold_reward of sampled answers to held-out prompts.
-    `reward` (a reward run's folder) only scores the before/after answers. Saves a run of stage
-    "rlhf" (parent = the policy run) and returns its folder; with save=False returns (model, tok)."""
+    `reward` (a reward run's folder) only scores the before/after answers. Saves a run of `stage`
+    (parent = the policy run; "cai" when the pairs are AI feedback) and returns its folder; with
+    save=False returns (model, tok)."""
     parent = cfg.parent if parent is None else parent
     train_pairs, _, test_pairs, bs, notes = _checked(pairs, cfg.batch_size)
     policy_path, model, tok = load_policy(parent)
@@ -455,11 +456,11 @@ def train_dpo(cfg: RLHFConfig, job, pairs: list[Pair], parent: str | None = None
     result = train(model, dpo_metrics, next_batch, _settings(cfg, cfg.steps, cfg.lr), job, evaluate)
     _finish_note(job, result, notes)
     return _save_policy(cfg, job, model, tok, ref, policy_path, held_prompts, gold, reward, facts, result, owner,
-                        save)
+                        save, stage)
 
 
 def train_ppo(cfg: RLHFConfig, job, reward, prompt_list: list[str] | None = None, parent: str | None = None,
-              owner: str | None = None, save: bool = True, gold=None):
+              owner: str | None = None, save: bool = True, gold=None, stage: str = "rlhf"):
     """PPO's clipped objective against a reward model, with InstructGPT's KL penalty: each answer's
     reward is r(x, y) - kl_coef·log(pi(y|x)/pi_SFT(y|x)) (Ouyang et al. 2022, eq. 2, without the
     pretraining term). `reward` is a reward run's folder (or a loaded sequence classifier); the
@@ -544,10 +545,10 @@ def train_ppo(cfg: RLHFConfig, job, reward, prompt_list: list[str] | None = None
                    after_eval=after_eval)
     notes = []
     _finish_note(job, result, notes)
-    return _save_policy(cfg, job, model, tok, ref, policy_path, held_prompts, gold, rm, facts, result, owner, save)
+    return _save_policy(cfg, job, model, tok, ref, policy_path, held_prompts, gold, rm, facts, result, owner, save, stage)
 
 
-def _save_policy(cfg, job, model, tok, ref, policy_path, prompt_list, gold, rm, facts, result, owner, save):
+def _save_policy(cfg, job, model, tok, ref, policy_path, prompt_list, gold, rm, facts, result, owner, save, stage):
     model.eval()
     if isinstance(rm, str) and rm:
         rm = load_reward_model(rm)[0]
@@ -558,7 +559,7 @@ def _save_policy(cfg, job, model, tok, ref, policy_path, prompt_list, gold, rm, 
     last = next((r for r in reversed(records) if any(k.startswith("eval_") for k in r)), {})
     summary = {**facts, "status": result.status, "steps": result.steps, "seconds": round(result.seconds, 1),
                **{k: v for k, v in last.items() if k.startswith("eval_")}}
-    return str(runs.save_run(model, tok, "rlhf", cfg.to_dict(), records, summary,
+    return str(runs.save_run(model, tok, stage, cfg.to_dict(), records, summary,
                              name=f"{facts['method']}-{cfg.key()[:6]}", parent=policy_path.name, owner=owner))
 
 

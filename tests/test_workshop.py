@@ -8,13 +8,14 @@ from engine import lineage, runs
 from engine.config import StageConfig, _fmt
 from engine.datapage import DataConfig
 from engine.induction import InductionConfig
+from engine.cai import CAIConfig
 from engine.carbon import CarbonConfig
 from engine.pretrain import PretrainConfig
 from engine.scaling import ScalingConfig
 from engine.rlhf import RLHFConfig
 from engine.sft import SFTConfig
 
-CONFIGS = [PretrainConfig, SFTConfig, RLHFConfig, DataConfig, InductionConfig, ScalingConfig, CarbonConfig]
+CONFIGS = [PretrainConfig, SFTConfig, RLHFConfig, CAIConfig, DataConfig, InductionConfig, ScalingConfig, CarbonConfig]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)

@@ -1,0 +1,62 @@
+"""AppTest of the constitutional AI page: renders, refuses bad constitutions with a message, runs a
+short pipeline from a link and shows the result, the judge's errors, the trace and the comparison."""
+import json
+
+import apptest
+from apptest import poll, texts
+
+from engine import cai, constitution as C
+
+QUICK = {"judge_examples": "8", "n_samples": "2", "sl_steps": "60", "sl_helpful": "50", "n_pairs": "40",
+         "dpo_steps": "10", "max_seconds": "120"}
+
+
+def open_page(params: dict | None = None):
+    return apptest.open_page("app_pages/cai.py", params, timeout=90)
+
+
+def test_page_shows_the_constitution_how_the_judge_reads_it_and_the_paper():
+    at = open_page()
+    assert [h.value for h in at.header] == ["1 · The constitution", "2 · A helpful-only model, and prompts that tempt it",
+                                            "3 · Critique, revise, tune; then label and optimise"]
+    reads = next(d.value for d in at.dataframe if "the judge reads it as" in d.value.columns)
+    assert list(reads["the judge reads it as"]) == [name for name, _, _ in C.KNOWN.values()]
+    paper = next(d.value for d in at.dataframe if "kind" in d.value.columns and "text" in d.value.columns)
+    assert paper["text"].str.contains("harmful, unethical, racist").any()
+    assert "arXiv:2212.08073" in texts(at)
+    demo = next(d.value for d in at.dataframe if "helpful-only answer" in d.value.columns)
+    assert (demo["breaks"] != "—").any()                       # the starting point really breaks the rules
+
+
+def test_empty_constitution_and_blank_principle_are_refused_before_training():
+    at = open_page({"constitution": "[]"})
+    assert any("constitution is empty" in e.value for e in at.error)
+    at.button(key="cai_start").click().run()
+    assert any("Fix the constitution first" in e.value for e in at.error)
+    at = open_page({"constitution": json.dumps([["kind", "Do not insult anyone."], ["blank", " "]])})
+    assert any("Principle 2 has no text" in e.value for e in at.error)
+
+
+def test_a_principle_the_judge_cannot_score_is_flagged():
+    at = open_page({"constitution": json.dumps([["kind", "Do not insult anyone."], ["French", "Always answer in French."]])})
+    assert any("cannot score 'French'" in w.value for w in at.warning)
+
+
+def test_short_run_from_a_link_streams_and_shows_the_result_and_keeps_its_constitution():
+    at = open_page(QUICK)
+    assert at.number_input(key="cai.sl_steps").value == 60
+    at.button(key="cai_start").click().run()
+    # Edit the constitution mid-run: the run keeps the version it started with, and says so.
+    edited = C.default_constitution()[:3]
+    at.session_state["_cai_table_source"] = cai.constitution_json(edited)
+    poll(at, lambda a: "finished" in texts(a) or any("failed" in e.value for e in a.error), timeout=240)
+    assert not any(e.value for e in at.error), [e.value for e in at.error]
+    page = texts(at)
+    assert "uses the constitution as it was when you pressed Train" in page
+    trade = next(d.value for d in at.dataframe if "helpful accuracy" in d.value.columns)
+    assert list(trade["model"]) == ["helpful-only (start)", "after SL-CAI", "after RLAIF"]
+    assert "Where it is wrong" in page or "agreement, all" in [m.label for m in at.metric]
+    assert "2 · Critique (the judge):" in page and "3 · Revision:" in page
+    vs = next(d.value for d in at.dataframe if "RLAIF (AI judge)" in d.value.columns)
+    assert "labels per minute" in list(vs[""])
+    assert len(at.get("download_button")) == 1
