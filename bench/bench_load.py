@@ -309,7 +309,9 @@ def report(server: Server, res: dict, baseline: dict) -> dict:
             queued_any += 1
             queued_ok += bool(v.queue_seen) and all(eta > 0 for _, eta in v.queue_seen)
     # Training intervals from the saved runs: [end - seconds, end] lies inside the slot each job held.
-    overlap = max_overlap([(r["end"] - r["seconds"], r["end"]) for r in runs])
+    # The summary rounds seconds to 0.1, so a start can read up to 0.05 s early: with runs of about a
+    # second, a job that took a slot just freed would seem to overlap the job before it.
+    overlap = max_overlap([(r["end"] - r["seconds"] + 0.05, r["end"]) for r in runs])
     clicked = [v for v in visitors if v.clicked]
     done = [v for v in clicked if v.state == "done"]
     saved_seeds = {r["seed"] for r in runs}
