@@ -231,6 +231,10 @@ def test_cli_trains_and_prints_the_final_validation_loss():
     out = subprocess.run([sys.executable, "-m", "engine", "pretrain", "--lr", "10", "--steps", "300", "--size", "50k",
                           "--no-save"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "lower the learning rate" in out.stderr
+    # Every stage runs from the command line: SFT on the baked base, printing held-out accuracy.
+    out = subprocess.run([sys.executable, "-m", "engine", "sft", "--families", "label", "--n-train", "60",
+                          "--steps", "20", "--eval-every", "10", "--no-save"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "step     20  eval_loss" in out.stdout and "eval_accuracy" in out.stdout, out.stderr
 
 
 def test_baked_base_run_exists_and_writes():
