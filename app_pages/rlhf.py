@@ -116,17 +116,8 @@ else:
     if up is None:
         source_problem = "Upload a JSON Lines file of preference pairs first."
     else:
-        try:
-            if up.size > limits.MAX_UPLOAD_BYTES:
-                raise UserError(f"{up.name} is {up.size / 1e6:.1f} MB; the limit is {limits.MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
-            pairs, bad = preferences.parse_jsonl(up.getvalue())
-            st.success(f"{up.name}: {len(pairs)} pairs.", icon=":material/upload_file:")
-            if bad:
-                st.warning(f"{len(bad)} lines skipped: " + "; ".join(bad[:6]) + (" …" if len(bad) > 6 else ""),
-                           icon=":material/warning:")
-        except UserError as e:
-            st.error(f"{up.name}: {e}", icon=":material/error:")
-            source_problem = f"Fix the file first: {e}"
+        pairs, error = ui.jsonl_upload(up, preferences.parse_jsonl, "pairs")
+        source_problem = f"Fix the file first: {error}" if error else ""
 if source_problem:
     st.info(source_problem, icon=":material/info:")
 cfg = ui.read_config(RLHFConfig, P)
