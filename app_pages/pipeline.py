@@ -6,6 +6,7 @@ import streamlit as st
 from engine import lineage
 from engine.config import UserError
 from engine.lineage import CompareConfig
+from engine.world import World
 from app_pages import ui
 
 P = "pl"
@@ -13,12 +14,17 @@ COLORS = {"pretrain": "#eef3fb", "sft": "#fdf3e6", "rlhf": "#f3eefb", "cai": "#e
 TITLES = {"pretrain": "Pretrained base", "sft": "SFT", "rlhf": "RLHF", "cai": "Constitutional AI"}
 
 
+def name(r) -> str:
+    """Baked runs by their folder (sft-base, sft-helpful-only), the visitor's by their run name."""
+    return f"{r.path.name} (baked)" if r.baked else r.name
+
+
 def label(r) -> str:
     s = r.summary
     score = (f"val loss {s['val_loss']:.2f}" if "val_loss" in s else
              f"held-out accuracy {s['eval_accuracy']:.0%}" if "eval_accuracy" in s else
              f"gold reward {s['gold_reward']:.2f}" if "gold_reward" in s else "")
-    text = "\\n".join(x for x in (TITLES[r.stage], r.name + (" (baked)" if r.baked else ""), score) if x)
+    text = "\\n".join(x for x in (TITLES[r.stage], name(r), score) if x)
     return text.replace('"', "'")
 
 
@@ -41,17 +47,23 @@ st.markdown("Every model you trained here, and the one it was tuned from: a **pr
             "added. The baked runs that ship with the app stand in for stages you have not trained yet.")
 
 ui.init_config(CompareConfig, P)
-known = lineage.tree(ui.session_id())
+known = lineage.tree(ui.session_id(), also=ui.my_results())
 ends = {r.path.name: r for r in lineage.leaves(known)}
 if st.session_state[f"{P}.end"] not in ends:   # empty, or a run from another visitor's link
     st.session_state[f"{P}.end"] = next(iter(ends))
-st.selectbox("Line through the tree (ending at)", list(ends), key=f"{P}.end", format_func=lambda n: (
-    f"{TITLES[ends[n].stage]}: {ends[n].name}" + (" (baked)" if ends[n].baked else "")))
+st.selectbox("Line through the tree (ending at)", list(ends), key=f"{P}.end",
+             format_func=lambda n: f"{TITLES[ends[n].stage]}: {name(ends[n])}")
 c1, c2, c3 = st.columns([6, 2, 2])
 c1.text_input("Prompt", key=f"{P}.prompt", max_chars=200, help=ui.widget_help(CompareConfig, "prompt"))
 c2.radio("Decoding", (True, False), key=f"{P}.greedy", horizontal=True,
          format_func=lambda g: "greedy" if g else "sampled")
 c3.number_input("Seed", 0, 2**31 - 1, key=f"{P}.seed", disabled=st.session_state[f"{P}.greedy"])
+# One question per kind the stages differ on: a fact (SFT answers it), and red-team requests from the
+# constitutional AI page (a helpful-only model complies; a CAI-tuned one should not).
+examples = [f"Where does {World(0).people[0].name} live?"] + [p.text for p in lineage.red_team_examples()]
+st.pills("Examples", examples, key=f"{P}_example", label_visibility="collapsed",
+         on_change=lambda: st.session_state.update({f"{P}.prompt": st.session_state[f"{P}_example"] or
+                                                    st.session_state[f"{P}.prompt"]}))
 cfg: CompareConfig = ui.read_config(CompareConfig, P)
 line = lineage.chain(ends[cfg.end], known)
 st.graphviz_chart(tree_dot(known, line))
@@ -60,7 +72,7 @@ st.caption("Bold: the line whose models answer below. Train on the Pretraining, 
 cols = st.columns(len(line))
 for col, r in zip(cols, line):
     with col.container(border=True):
-        st.markdown(f"**{TITLES[r.stage]}**  \n`{r.name}`")
+        st.markdown(f"**{TITLES[r.stage]}**  \n`{name(r)}`")
         try:
             text = lineage.respond(r, cfg.prompt, greedy=cfg.greedy, seed=cfg.seed)
             st.markdown(f"<div style='font-family:monospace;white-space:pre-wrap'>{html.escape(text) or '∅'}</div>",

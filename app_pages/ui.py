@@ -9,6 +9,7 @@ import re
 import typing
 import urllib.parse
 import uuid
+from pathlib import Path
 from typing import Callable
 
 import pandas  # noqa: F401  first import here: codecarbon imports it in job threads, and a
@@ -113,6 +114,13 @@ def jobs_of(slot: str) -> list[Job]:
     """The jobs this page started (kept in the session, so a page switch does not lose them)."""
     ids = st.session_state.get(f"_jobs_{slot}", [])
     return [j for j in (runner().get(i) for i in ids) if j is not None]
+
+
+def my_results() -> list[str]:
+    """Folder names of the runs this visitor's jobs gave, on every page: a job replayed from the cache
+    gives the run another visitor trained first, which is this visitor's result all the same."""
+    ids = [i for k, v in st.session_state.items() if str(k).startswith("_jobs_") for i in v]
+    return [Path(j.result).name for j in (runner().get(i) for i in ids) if j is not None and j.result]
 
 
 def start_jobs(slot: str, submissions: Callable[[], list[dict]]) -> None:

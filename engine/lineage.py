@@ -3,6 +3,7 @@ and one prompt answered by every model along a line of it, so each stage's effec
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 from . import runs
 from .config import StageConfig, UserError, field
@@ -26,11 +27,17 @@ class CompareConfig(StageConfig):
     seed: int = field(0, "random seed for sampled answers")
 
 
-def tree(owner: str | None) -> list[RunInfo]:
-    """The baked runs and this owner's runs of the pipeline's stages, in pipeline order, and
-    only GPT-style pretraining runs (a BERT-style model cannot be tuned to answer)."""
-    found = [r for r in runs.list_runs(owner=owner) if r.stage in STAGES and r.objective == "clm"]
-    return sorted(found, key=lambda r: (STAGES.index(r.stage), not r.baked, -r.created))
+def tree(owner: str | None, also: typing.Iterable[str] = ()) -> list[RunInfo]:
+    """The pipeline's runs that are baked, this owner's, or named in `also` (folder names, e.g. the
+    results a replayed job gave this visitor), with every ancestor they were tuned from, whoever
+    trained it; in pipeline order. Only GPT-style pretraining: a BERT-style model cannot answer."""
+    every = {r.path.name: r for r in runs.list_runs() if r.stage in STAGES and r.objective == "clm"}
+    picked = {n for n, r in every.items() if r.baked or r.owner == owner or n in set(also)}
+    for name in list(picked):
+        while (parent := every[name].parent) in every and parent not in picked:
+            picked.add(parent)
+            name = parent
+    return sorted((every[n] for n in picked), key=lambda r: (STAGES.index(r.stage), not r.baked, -r.created))
 
 
 def chain(leaf: RunInfo, known: list[RunInfo]) -> list[RunInfo]:
@@ -47,6 +54,16 @@ def leaves(known: list[RunInfo]) -> list[RunInfo]:
     parents = {r.parent for r in known}
     ends = [r for r in known if r.path.name not in parents]
     return sorted(ends, key=lambda r: (-STAGES.index(r.stage), r.baked, -r.created))
+
+
+def red_team_examples(seed: int = 0) -> list:
+    """One held-out red-team prompt of each kind the constitutional AI page uses."""
+    from .constitution import red_team
+    first: dict = {}
+    for p in red_team(seed):
+        if p.split == "test":   # never trained on, by either tuned model
+            first.setdefault(p.kind, p)
+    return list(first.values())
 
 
 def respond(info: RunInfo, prompt: str, greedy: bool = True, seed: int = 0, max_new_tokens: int = 48) -> str:

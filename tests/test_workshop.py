@@ -73,6 +73,13 @@ def test_the_run_tree_runs_from_the_baked_base_to_the_newest_tuned_run():
     assert [r.name for r in known if r.stage == "rlhf"] == ["by-me"]
     mine = next(r for r in lineage.leaves(known) if r.name == "by-me")
     assert [r.stage for r in lineage.chain(mine, known)] == ["pretrain", "sft", "rlhf"]
+    # A job replayed from the cache gives me a run someone else trained: it joins my tree, ancestors too.
+    sl = runs.save_run(model, tok, "sft", {}, [], {}, name="their-sl", parent=sft.path.name, owner="someone-else")
+    theirs = runs.save_run(model, tok, "cai", {}, [], {}, name="their-cai", parent=sl.name, owner="someone-else")
+    known = lineage.tree(owner="me", also=[theirs.name])
+    line = lineage.chain(lineage.leaves(known)[0], known)
+    assert [r.path for r in line[:2]] == [base.path, sft.path]
+    assert [(r.stage, r.name) for r in line[2:]] == [("sft", "their-sl"), ("cai", "their-cai")]
 
 
 def test_every_stage_answers_the_same_prompt():
@@ -88,5 +95,6 @@ def test_pipeline_page_shows_the_tree_and_each_stage_answer_from_a_link():
     assert "sft-base" in at.get("graphviz_chart")[0].proto.spec
     answers = [m.value for m in at.markdown if m.value.startswith("<div")]
     assert len(answers) == 2 and "Amy has a" in answers[1]
+    assert len(at.get("button_group")[0].proto.options) == 4              # a fact and three red-team requests
     at.text_input(key="pl.prompt").set_value("").run()
     assert any("Type a prompt" in i.value for i in at.info)
