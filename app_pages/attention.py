@@ -66,7 +66,7 @@ def model_choices() -> dict[str, tuple[str, runs.RunInfo | None]]:
     """name -> (label, run): GPT- and BERT-style runs of this app (baked, and this session's),
     then the pretrained MiniLM."""
     out = {}
-    for info in runs.list_runs(owner=ui.session_id()):
+    for info in ui.my_runs():
         cfg = json.loads((info.path / "config.json").read_text())
         kind = ARCHITECTURES.get((cfg.get("architectures") or [""])[0])
         if kind:

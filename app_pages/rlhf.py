@@ -34,7 +34,7 @@ def load_run(path: str):
 # --- 1. preferences --------------------------------------------------------------------------------
 st.header("1 · Preferences")
 ui.preset_picker(RLHFConfig, P)
-sfts = runs.list_runs("sft", owner=ui.session_id())
+sfts = ui.my_runs("sft")
 c1, c2 = st.columns([3, 3])
 c1.selectbox("Start from the SFT run", [""] + [r.path.name for r in sfts if not r.baked], key=f"{P}.parent",
              help=hlp("parent"), format_func=lambda n: n or "the baked SFT run (sft-base)")
@@ -253,14 +253,15 @@ else:
 
 
 def policy_submissions() -> list[dict]:
-    owner, given = ui.session_id(), pairs
+    owner, given, one = ui.session_id(), pairs, cfg
     if cfg.method == "dpo":
         check_source()
-    else:   # say so now, not after the job has queued
-        rlhf.find_reward(cfg.reward, runs.read_info(parent_path).path.name, owner)
-    return [dict(key=cfg.key("policy", data_key(), owner), label=cfg.method.upper(), total_steps=cfg.steps,
-                 max_seconds=cfg.max_seconds + 30, stage="rlhf",
-                 fn=lambda job: rlhf.run_policy(cfg, job, given, owner=owner))]
+    else:   # the reward model, named now (it may be one the cache gave this visitor); a clear error if none
+        found = rlhf.find_reward(cfg.reward, runs.read_info(parent_path).path.name, owner, also=ui.my_results())
+        one = cfg.replace(reward=found.name)
+    return [dict(key=one.key("policy", data_key(), owner), label=one.method.upper(), total_steps=one.steps,
+                 max_seconds=one.max_seconds + 30, stage="rlhf",
+                 fn=lambda job: rlhf.run_policy(one, job, given, owner=owner))]
 
 
 jobs = ui.controls(P, policy_submissions)

@@ -440,7 +440,7 @@ with tab_small:
     st.markdown("Two ways to keep most of a trained model's quality in fewer parameters: **prune** its smallest "
                 "weights, or **distil** it into a smaller student that learns from its predicted probabilities.")
     owner = ui.session_id()
-    trained = {r.path.name: r for r in runs.list_runs(stage="pretrain", owner=owner)
+    trained = {r.path.name: r for r in ui.my_runs("pretrain")
                if r.objective == "clm" and r.config.get("corpus") in ("world", "python-docs")}
 
     def run_label(name: str) -> str:

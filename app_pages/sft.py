@@ -57,7 +57,7 @@ def digest(examples: list[Example]) -> str:
 
 # --- 1. the data --------------------------------------------------------------------------------
 st.header("1 · The instruction data")
-bases = [r for r in runs.list_runs("pretrain", owner=ui.session_id()) if r.objective == "clm"]
+bases = [r for r in ui.my_runs("pretrain") if r.objective == "clm"]
 c1, c2, c3 = st.columns([3, 4, 2])
 c1.selectbox("Base model", [""] + [r.path.name for r in bases if not r.baked], key=f"{P}.base", help=hlp("base"),
              format_func=lambda n: n or "the baked base (4 layers × 64, trained on the world stories)")

@@ -123,6 +123,11 @@ def my_results() -> list[str]:
     return [Path(j.result).name for j in (runner().get(i) for i in ids) if j is not None and j.result]
 
 
+def my_runs(stage: str | None = None) -> list[runs.RunInfo]:
+    """The baked runs, this visitor's, and those their jobs got from the cache (runs.list_runs)."""
+    return runs.list_runs(stage, owner=session_id(), also=my_results())
+
+
 def start_jobs(slot: str, submissions: Callable[[], list[dict]]) -> None:
     """on_click callback: `submissions()` returns runner.submit kwargs. User errors are kept
     for the page to show; already-running jobs of this slot are stopped first."""

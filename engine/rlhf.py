@@ -162,11 +162,12 @@ def reward_model_from(policy_path, seed: int):
     return model
 
 
-def find_reward(name: str, parent_name: str, owner: str | None):
-    """A reward run by name, or the newest one trained on `parent_name`'s answers."""
+def find_reward(name: str, parent_name: str, owner: str | None, also=()):
+    """A reward run by name, or the newest one of this owner's (or named in `also`, as
+    runs.list_runs) trained on `parent_name`'s answers."""
     if name:
         return runs.find_run(name, "reward")
-    for info in runs.list_runs("reward", owner=owner):
+    for info in runs.list_runs("reward", owner=owner, also=also):
         if info.parent == parent_name:
             return info.path
     raise UserError("PPO needs a reward model: train one in step 2 first (or pick DPO, which needs none).")

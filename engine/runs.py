@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+import typing
 import zipfile
 from pathlib import Path
 
@@ -77,9 +78,10 @@ def read_info(path: Path) -> RunInfo:
                    d.get("owner"), d.get("created", 0.0), Path(path).parent == ASSET_RUNS)
 
 
-def list_runs(stage: str | None = None, owner: str | None = None) -> list[RunInfo]:
-    """Baked runs first, then this owner's runs, newest first."""
-    out = []
+def list_runs(stage: str | None = None, owner: str | None = None, also: typing.Iterable[str] = ()) -> list[RunInfo]:
+    """Baked runs first, then this owner's runs and those named in `also` (folder names: runs a
+    visitor got from a job another visitor's identical settings had already run), newest first."""
+    out, also = [], set(also)
     for root, baked in ((ASSET_RUNS, True), (runs_dir(), False)):
         found = []
         for p in sorted(Path(root).glob("*/run.json")) if Path(root).exists() else []:
@@ -89,7 +91,8 @@ def list_runs(stage: str | None = None, owner: str | None = None) -> list[RunInf
                 info = read_info(p.parent)
             except (OSError, ValueError, KeyError):
                 continue
-            if (stage is None or info.stage == stage) and (baked or owner is None or info.owner == owner):
+            mine = baked or owner is None or info.owner == owner or info.path.name in also
+            if (stage is None or info.stage == stage) and mine:
                 found.append(info)
         out += sorted(found, key=lambda i: -i.created)
     return out

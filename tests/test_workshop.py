@@ -4,6 +4,8 @@ import apptest
 import pytest
 from test_pages import open_page
 
+from app_pages import ui
+
 from engine import lineage, runs
 from engine.config import StageConfig, _fmt
 from engine.datapage import DataConfig
@@ -98,3 +100,21 @@ def test_pipeline_page_shows_the_tree_and_each_stage_answer_from_a_link():
     assert len(at.get("button_group")[0].proto.options) == 4              # a fact and three red-team requests
     at.text_input(key="pl.prompt").set_value("").run()
     assert any("Type a prompt" in i.value for i in at.info)
+
+
+def test_a_run_the_cache_gave_me_is_mine_to_build_on(monkeypatch):
+    """A room presses Train on the same link: one job runs, the others replay it. Each of them can
+    then start the next stage from that run, as if they had trained it."""
+    link = {"families": "label", "n_train": "60", "steps": "20", "eval_every": "10"}
+    first = open_page("sft", link)
+    first.button(key="sft_start").click().run()
+    apptest.poll(first, lambda a: "finished" in apptest.texts(a))
+    monkeypatch.setattr(ui, "session_id", lambda: "visitor-2")   # AppTests share one session id
+    second = open_page("sft", link)
+    second.button(key="sft_start").click().run()                    # the same settings: replayed at once
+    apptest.poll(second, lambda a: "finished" in apptest.texts(a), timeout=10)
+    second.switch_page("app_pages/rlhf.py")
+    second.run()
+    assert len(ui.runner().jobs) == 1                                # one job ran; the second visitor replayed it
+    tuned = second.selectbox(key="rl.parent").options[1:]           # the first: the baked SFT run
+    assert tuned == [runs.read_info(ui.runner().jobs.popitem()[1].result).path.name]
