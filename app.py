@@ -62,8 +62,13 @@ def pipeline_dot() -> str:
 def home():
     st.title("LLM Training Explorer")
     st.markdown("How a large language model is made, one stage at a time, with a tiny model **trained live** "
-                "on this computer's CPU at every stage. Nothing is pre-recorded: the curves you see are "
-                "computed as you watch, and every figure from the literature carries its source.")
+                "on this computer's CPU at every stage. **What is live:** every button that starts a job (Train, "
+                "Run, Score the crawl) trains on this CPU while you watch, and its curves are computed as they "
+                "appear. **What is not:** the default "
+                "runs baked into `assets/runs` (a pretrained base GPT and two SFT models), which the pages start from "
+                "so that every page works on a first visit; and a Train press with settings this server has already "
+                "run, which replays that finished run from the server's cache instead of training again (the Carbon "
+                "page's experiment always runs afresh). Every figure from the literature carries its source.")
     st.graphviz_chart(pipeline_dot())
     for path, title, icon, blurb in PIPELINE:
         with st.container(border=True):

@@ -3,11 +3,11 @@ and an induction head forming while you watch."""
 import dataclasses
 import functools
 import html
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+
 # Imported before any job starts: plotly looks pandas up in sys.modules, and a job thread that is
 # importing it (through codecarbon) meanwhile leaves it half-built there.
 import pandas  # noqa: F401
@@ -15,12 +15,14 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from engine import attention as A
-from engine import induction, limits, runs
-from engine.bertviz_offline import head_view_html, model_view_html
-from engine.config import StageConfig, UserError, field
-from engine.induction import InductionConfig
 from app_pages import ui
+from engine.attention import heads as A
+from engine.attention import induction
+from engine.attention.bertviz_offline import head_view_html, model_view_html
+from engine.attention.induction import InductionConfig
+from engine.core import limits, minilm, runs
+from engine.core.config import StageConfig, UserError, field
+from engine.core.report import Task
 
 P, I = "att", "ind"      # widget-key prefixes; I is also the job slot
 MINILM = "minilm"
@@ -48,13 +50,6 @@ class AttentionConfig(StageConfig):
     temperature: float = field(1.0, "softmax temperature in the step-by-step view", range=(0.1, 5.0))
 
 
-def _md(text: str) -> str:
-    """Typed text inside markdown: shown as typed, never as formatting."""
-    for ch in "\\`*_[]{}<>#+-!|$~":
-        text = text.replace(ch, "\\" + ch)
-    return text
-
-
 def _tick(token: str) -> str:
     # Plotly reads tick and hover text as a little HTML: "<b>" would turn bold, "<unk>" vanish.
     return html.escape(token)
@@ -67,11 +62,9 @@ def model_choices() -> dict[str, tuple[str, runs.RunInfo | None]]:
     then the pretrained MiniLM."""
     out = {}
     for info in ui.my_runs():
-        cfg = json.loads((info.path / "config.json").read_text())
-        kind = ARCHITECTURES.get((cfg.get("architectures") or [""])[0])
-        if kind:
-            shape = f"{cfg.get('n_layer', cfg.get('num_hidden_layers'))} layers × " \
-                    f"{cfg.get('n_head', cfg.get('num_attention_heads'))} heads"
+        arch, layers, heads = runs.model_shape(info.path)
+        if kind := ARCHITECTURES.get(arch):
+            shape = f"{layers} layers × {heads} heads"
             origin = "baked default" if info.baked else "trained here"
             out[info.path.name] = (f"{kind} · {info.stage} · {shape} ({origin}: {info.name})", info)
     out[MINILM] = ("BERT · all-MiniLM-L6-v2 · 6 layers × 12 heads (pretrained, real)", None)
@@ -84,7 +77,7 @@ CHOICES = model_choices()
 def load(name: str):
     """(model, tokenizer), cached for the whole process."""
     if name == MINILM:
-        return A.load_minilm()
+        return minilm.load()
     model, tok, _ = ui.load_run(str(CHOICES[name][1].path))
     return model, tok
 
@@ -256,7 +249,7 @@ def step_tab() -> None:
     q, temp = st.session_state[f"{P}.query"], st.session_state[f"{P}.temperature"]
     step = A.attention_step(model, e.ids, layer, head, q, temp)
     d = len(step.query)
-    st.markdown(f"Layer {layer}, head {head}, query {q} (**{_md(e.tokens[q])}**). The head projects every token "
+    st.markdown(f"Layer {layer}, head {head}, query {q} (**{ui.plain(e.tokens[q])}**). The head projects every token "
                 f"into a query, a key and a value of {d} numbers each.")
     r1, r2 = st.columns(3), st.columns(3)
     with r1[0]:
@@ -353,13 +346,12 @@ def submissions() -> list[dict]:
     run_cfg.check()
     owner = ui.session_id()
     return [dict(key=run_cfg.key(), label="Induction run", total_steps=run_cfg.steps, stage="attention",
-                 max_seconds=run_cfg.max_seconds, fn=lambda job: induction.run(run_cfg, job, owner=owner))]
+                 max_seconds=run_cfg.max_seconds, task=Task(induction.run, run_cfg, {"owner": owner}))]
 
 
 def draw_training(snaps: list[dict]) -> None:
-    by_id = {j.id: j for j in ui.jobs_of(I)}
     for s in snaps:
-        ui.status_line(s, by_id.get(s["id"]))
+        ui.status_line(s)
         tr = [r for r in s["records"] if "loss" in r]
         ev = [r for r in s["records"] if "induction_score" in r]
         if not ev:
@@ -444,7 +436,7 @@ st.markdown(
 if st.session_state[f"{P}.model"] not in CHOICES:
     missing = st.session_state[f"{P}.model"]
     st.session_state[f"{P}.model"] = BAKED if BAKED in CHOICES else MINILM
-    st.info(f"The run {_md(missing)} is not available here (runs trained in other sessions are private): "
+    st.info(f"The run {ui.plain(missing)} is not available here (runs trained in other sessions are private): "
             "showing the default model instead.", icon=":material/info:")
 c1, c2 = st.columns([2, 3])
 c1.selectbox("Model", list(CHOICES), key=f"{P}.model", format_func=lambda n: CHOICES[n][0],
@@ -470,7 +462,7 @@ except UserError as err:
 if e:
     st.session_state[f"{P}.query"] = min(st.session_state[f"{P}.query"], len(e.tokens) - 1)
     for notice in e.notices:
-        st.info(_md(notice), icon=":material/info:")
+        st.info(ui.plain(notice), icon=":material/info:")
 
 cfg: AttentionConfig = ui.read_config(AttentionConfig, P)
 ind_cfg: InductionConfig = ui.read_config(InductionConfig, I)
@@ -481,7 +473,7 @@ if causal:
                "upper-right triangle of every pattern is empty. That is what lets a GPT be trained on every next "
                "token at once and then write text left to right.")
 else:
-    st.caption("**BERT-style (bidirectional)**: no mask, so every token looks both ways, at the whole text. "
+    st.caption("**BERT-style (bidirectional)**: no causal mask, so every token looks both ways, at the whole text. "
                "That is why BERT is trained to fill in masked tokens rather than to write the next one. "
                "[CLS] and [SEP] are the special tokens it always sees first and last.")
 

@@ -7,15 +7,19 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import carbon
-from engine.carbon import CarbonConfig, CarbonInputError
-from engine.pretrain import PretrainConfig
 from app_pages import ui
+from engine.carbon import calculator, levers
+from engine.carbon.levers import CarbonConfig
+from engine.core import energy, ledger
+from engine.core.energy import CarbonInputError
+from engine.core.ledger import LEDGER
+from engine.core.report import Task
+from engine.pretraining import PretrainConfig
 
 P = "cc"  # widget-key prefix and job slot of this page
 ui.init_config(CarbonConfig, P)
 hlp = lambda name: ui.widget_help(CarbonConfig, name)  # noqa: E731
-GRID = {r.iso: r for r in carbon.grid_intensities()}
+GRID = {r.iso: r for r in energy.grid_intensities()}
 INPUTS = {  # the calculator's labels for the input names CarbonInputError messages start with
     "count": "Devices", "hours": "Wall-clock hours", "device_hours": "Device-hours", "watts": "Power per device",
     "pue": "PUE", "grid_g_per_kwh": "Grid intensity", "n_params": "Parameters N", "n_tokens": "Training tokens D",
@@ -27,8 +31,8 @@ def num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-def sum_totals(parts) -> carbon.Totals:
-    out = carbon.Totals()
+def sum_totals(parts) -> ledger.Totals:
+    out = ledger.Totals()
     for t in parts:
         out.merge(t)
     return out
@@ -49,7 +53,7 @@ st.markdown(
 st.header("Measured here")
 owner = ui.session_id()
 # Totals from the per-page figures, so the numbers and the chart below agree even if a job ends meanwhile.
-pages_mine, pages_all = carbon.LEDGER.by_page(owner), carbon.LEDGER.by_page()
+pages_mine, pages_all = LEDGER.by_page(owner), LEDGER.by_page()
 mine, everyone = sum_totals(pages_mine.values()), sum_totals(pages_all.values())
 for title, t in (("Your session", mine), ("The whole app, since this server started", everyone)):
     st.markdown(f"**{title}**")
@@ -59,7 +63,7 @@ for title, t in (("Your session", mine), ("The whole app, since this server star
     m[2].metric("emissions", f"{num(t.emissions_g)} g CO2e")
     m[3].metric("training time", f"{t.duration_s:,.0f} s")
 
-latest = carbon.LEDGER.recent(n=1)
+latest = LEDGER.recent(n=1)
 if not latest:
     st.info("Nothing has been trained since this server started. Train a model on any page, or run the "
             "experiment at the bottom of this page: every job's energy is added here.", icon=":material/eco:")
@@ -81,19 +85,19 @@ else:
              "job": e.label, "seconds": round(e.footprint.duration_s, 1),
              "energy (Wh)": e.footprint.energy_kwh * 1000 if e.footprint.available else None,
              "g CO2e": e.footprint.emissions_g, "figure": e.footprint.kind}
-            for e in reversed(carbon.LEDGER.recent(owner))]
+            for e in reversed(LEDGER.recent(owner))]
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key=f"{P}_ledger",
                      column_config={"energy (Wh)": st.column_config.NumberColumn(format="%.4f"),
                                     "g CO2e": st.column_config.NumberColumn(format="%.4f")})
     if mine.jobs:
         st.caption(f"Your session's emissions are about as much CO2 as driving a typical US car "
-                   f"{mine.emissions_g / carbon.CAR_G_CO2_PER_KM.value * 1000:,.2f} m "
-                   f"({carbon.CAR_G_CO2_PER_KM.source}).")
+                   f"{mine.emissions_g / calculator.CAR_G_CO2_PER_KM.value * 1000:,.2f} m "
+                   f"({calculator.CAR_G_CO2_PER_KM.source}).")
 
     st.subheader("The same energy on other grids")
     a, b, c = st.columns([1, 2, 1])
-    my_runs = [e for e in reversed(carbon.LEDGER.recent(owner)) if e.footprint.available]
+    my_runs = [e for e in reversed(LEDGER.recent(owner)) if e.footprint.available]
     basis = a.radio("Energy", ("run", "session", "app") if my_runs else ("app",), key=f"{P}_basis",
                     format_func={"run": "one of your runs", "session": "your session", "app": "the whole app"}.get)
     if basis == "run":
@@ -117,7 +121,7 @@ else:
     st.caption(f"This server's grid is set to {here} (the LLMX_CARBON_COUNTRY setting; USA if unset). PUE 1.0 is "
                "the energy as measured at this machine; a data centre adds cooling and power conversion. "
                "Strubell et al. used 1.58, the 2018 industry average; Patterson et al. report 1.10 for the "
-               f"data centre that trained GPT-3 (sources under Published footprints). Grids: {carbon.grid_source()}.")
+               f"data centre that trained GPT-3 (sources under Published footprints). Grids: {energy.grid_source()}.")
 
 # --- calculator ------------------------------------------------------------------------------------
 st.header("Real training runs: a calculator")
@@ -134,27 +138,27 @@ def use_preset() -> None:
 
 
 def use_datasheet() -> None:
-    if acc := carbon.ACCELERATORS.get(st.session_state[f"{P}.accelerator"]):
+    if acc := calculator.ACCELERATORS.get(st.session_state[f"{P}.accelerator"]):
         st.session_state[f"{P}.watts"] = float(acc.watts)
         st.session_state[f"{P}.peak_tflops"] = acc.peak_flops / 1e12
 
 
 if st.session_state[f"{P}.country"] not in (*GRID, "custom"):
     try:
-        carbon.grid_intensity(st.session_state[f"{P}.country"])
+        energy.grid_intensity(st.session_state[f"{P}.country"])
     except CarbonInputError as e:
         st.toast(f"{e} Using USA.", icon="⚠️")
         st.session_state[f"{P}.country"] = "USA"
 
 with st.container(border=True):
-    st.selectbox("Start from a published run", ("", *carbon.PRESETS), key=f"{P}.preset", on_change=use_preset,
-                 format_func=lambda k: carbon.PRESETS[k].name if k else "your own inputs",
+    st.selectbox("Start from a published run", ("", *calculator.PRESETS), key=f"{P}.preset", on_change=use_preset,
+                 format_func=lambda k: calculator.PRESETS[k].name if k else "your own inputs",
                  help="fills the calculator with the inputs behind a published footprint")
     c1, c2, c3 = st.columns(3)
     with c1:
         st.markdown("**Hardware**")
-        st.selectbox("Accelerator", (*carbon.ACCELERATORS, "custom"), key=f"{P}.accelerator", on_change=use_datasheet,
-                     format_func=lambda k: carbon.ACCELERATORS[k].name if k in carbon.ACCELERATORS else "Custom")
+        st.selectbox("Accelerator", (*calculator.ACCELERATORS, "custom"), key=f"{P}.accelerator", on_change=use_datasheet,
+                     format_func=lambda k: calculator.ACCELERATORS[k].name if k in calculator.ACCELERATORS else "Custom")
         st.number_input("Power per device (W)", key=f"{P}.watts", step=10.0, format="%g", help=hlp("watts"))
         length = st.session_state[f"{P}.length"]
         if length != "device_hours":
@@ -163,7 +167,7 @@ with st.container(border=True):
             st.number_input("Peak TFLOP/s per device", key=f"{P}.peak_tflops", format="%g", help=hlp("peak_tflops"))
     with c2:
         st.markdown("**Length of the run**")
-        st.radio("Given as", tuple(carbon.LENGTHS), key=f"{P}.length", format_func=carbon.LENGTHS.get)
+        st.radio("Given as", tuple(levers.LENGTHS), key=f"{P}.length", format_func=levers.LENGTHS.get)
         if length == "hours":
             st.number_input("Wall-clock hours", key=f"{P}.hours", step=24.0, format="%g")
         elif length == "device_hours":
@@ -175,13 +179,13 @@ with st.container(border=True):
     with c3:
         st.markdown("**Data centre and grid**")
         st.number_input("PUE", key=f"{P}.pue", step=0.05, format="%g", help=hlp("pue"))
-        st.selectbox("Grid", (*GRID, "custom"), key=f"{P}.country", format_func=grid_label, help=carbon.grid_source())
+        st.selectbox("Grid", (*GRID, "custom"), key=f"{P}.country", format_func=grid_label, help=energy.grid_source())
         if st.session_state[f"{P}.country"] == "custom":
             st.number_input("Grid intensity (g CO2e/kWh)", key=f"{P}.grid_g", format="%g")
 
 cfg: CarbonConfig = ui.read_config(CarbonConfig, P)
 try:
-    est = carbon.estimate(cfg.run())
+    est = calculator.estimate(cfg.run())
 except CarbonInputError as e:
     name, _, rest = str(e).partition(" ")   # the message starts with the input's name in the engine
     st.error(f"{INPUTS.get(name, name)} {rest}", icon=":material/error:")
@@ -198,7 +202,7 @@ else:
         st.caption(f"{est.accelerator.name}: {est.accelerator.source}. TDP is a ceiling: the average draw is "
                    "usually lower, but the host's CPUs, memory and network add to it.")
     if cfg.preset:
-        cmp = carbon.compare(carbon.PRESETS[cfg.preset])
+        cmp = calculator.compare(calculator.PRESETS[cfg.preset])
         pub = cmp.preset
         with st.container(border=True):
             st.markdown(f"**{pub.name}: published figure next to this estimate**")
@@ -216,8 +220,8 @@ else:
 # --- published footprints ------------------------------------------------------------------------
 st.header("Published footprints")
 rows = []
-for key, pub in carbon.PRESETS.items():
-    cmp = carbon.compare(pub)
+for key, pub in calculator.PRESETS.items():
+    cmp = calculator.compare(pub)
     rows.append({"run": pub.name, "published kWh": "–" if pub.published_kwh is None else num(pub.published_kwh),
                  "estimate kWh": num(cmp.estimate.kwh),
                  "kWh ratio": "–" if cmp.kwh_ratio is None else f"{cmp.kwh_ratio:.3f}",
@@ -225,7 +229,7 @@ for key, pub in carbon.PRESETS.items():
                  "t ratio": f"{cmp.t_ratio:.3f}", "source": pub.source})
 st.table(pd.DataFrame(rows).set_index("run"))
 st.caption("Each estimate is the calculator with the inputs the source reports; choose a run above to load them.")
-for key, pub in carbon.PRESETS.items():
+for key, pub in calculator.PRESETS.items():
     with st.expander(f"{pub.name}: what the figures include", expanded=key == cfg.preset):
         if pub.no_energy_reason:
             st.markdown(f"*{pub.no_energy_reason}*")
@@ -234,7 +238,7 @@ for key, pub in carbon.PRESETS.items():
 
 # --- myth check --------------------------------------------------------------------------------------
 st.header("Myth check")
-myth = carbon.MYTH
+myth = calculator.MYTH
 st.markdown(f"> {myth.claim}")
 m = st.columns(3)
 m[0].metric("claimed", f"{num(myth.claim_kwh)} kWh")
@@ -251,14 +255,14 @@ st.markdown(
     "trained on this CPU under each lever, one after another in a single job so they do not slow each other down. "
     "The **fp32 baseline** always runs. **bf16 autocast** does the matrix products in bfloat16. **Gradient "
     "checkpointing** keeps fewer activations and recomputes them in the backward pass. The **smaller model** "
-    f"(size {carbon.SMALL}) trains for the same steps, or, with a schedule {carbon.SMALL_LOSS_STEPS} times as long, "
+    f"(size {levers.SMALL}) trains for the same steps, or, with a schedule {levers.SMALL_LOSS_STEPS} times as long, "
     "until its validation loss reaches the baseline's. "
     "Cleaner grids and a better PUE need other data centres: try them in the calculator above.")
 with st.container(border=True):
     ui.preset_picker(CarbonConfig, P)
     a = st.columns(4)
     for col, lever in zip(a, ("bf16", "ckpt", "small", "small_loss")):
-        col.checkbox(carbon.LEVERS[lever], key=f"{P}.{lever}")
+        col.checkbox(levers.LEVERS[lever], key=f"{P}.{lever}")
     a = st.columns(4)
     a[0].number_input("Steps per variant", 1, 20_000, key=f"{P}.steps", step=50)
     a[1].number_input("Evaluate every (steps)", 1, 20_000, key=f"{P}.eval_every", step=5)
@@ -268,14 +272,14 @@ cfg = ui.read_config(CarbonConfig, P)
 
 
 def submissions() -> list[dict]:
-    levers = cfg.levers()
+    variants = cfg.levers()
     return [dict(key=cfg.key(), label="Footprint experiment", stage="carbon", replay=False,
-                 total_steps=cfg.steps * len(levers), max_seconds=cfg.max_seconds * len(levers),
-                 fn=lambda job: carbon.run_levers(cfg, job))]
+                 total_steps=cfg.steps * len(variants), max_seconds=cfg.max_seconds * len(variants),
+                 task=Task(levers.run_levers, cfg))]
 
 
 ui.controls(P, submissions, label="Run")
-COLORS = dict(zip(carbon.LEVERS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728")))
+COLORS = dict(zip(levers.LEVERS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#d62728")))
 DASHES = {"bf16": "dash", "ckpt": "dot"}   # both retrace the baseline's curve: keep it visible
 
 
@@ -294,16 +298,16 @@ def draw(snaps: list[dict]) -> None:
     while job.started and not job.active and job.footprint is None and time.time() < deadline:
         time.sleep(0.05)
     snap["footprint"] = job.footprint
-    ui.status_line(snap, job)
+    ui.status_line(snap)
     series = {}
     for r in snap["records"]:
-        if "val_loss" in r:
-            s = series.setdefault(r["lever"], dict(name=carbon.LEVERS[r["lever"]], x=[], y=[], markers=True,
+        if "eval_loss" in r:
+            s = series.setdefault(r["lever"], dict(name=levers.LEVERS[r["lever"]], x=[], y=[], markers=True,
                                                    color=COLORS[r["lever"]], dash=DASHES.get(r["lever"])))
-            s["x"].append(r["lever_step"])
-            s["y"].append(r["val_loss"])
+            s["x"].append(r["part_step"])
+            s["y"].append(r["eval_loss"])
     done = snap["info"].get("levers", [])
-    target = [(d["val_loss"], "the baseline's final validation loss") for d in done if d["lever"] == "fp32"]
+    target = [(d["eval_loss"], "the baseline's final validation loss") for d in done if d["lever"] == "fp32"]
     if series:
         ui.curve_chart(list(series.values()), "Validation loss (nats per character)", hlines=target, key=f"{P}_curve")
     if not done:
@@ -314,7 +318,7 @@ def draw(snaps: list[dict]) -> None:
         "energy (Wh)": (d["footprint"].energy_kwh or float("nan")) * 1000,
         "energy / baseline": (d["footprint"].energy_kwh or float("nan")) / base,
         "saved for backward (MiB)": d["saved_bytes"] / 2**20, "weights+grads+AdamW (MiB)": d["state_bytes"] / 2**20,
-        "final val loss": d["val_loss"], "note": note(d)} for d in done]),
+        "final val loss": d["eval_loss"], "note": note(d)} for d in done]),
         hide_index=True, width="stretch", key=f"{P}_levers",
         column_config={c: st.column_config.NumberColumn(format=f) for c, f in (
             ("parameters", "localized"), ("time (s)", "%.1f"), ("energy (Wh)", "%.4f"), ("energy / baseline", "%.2f"),

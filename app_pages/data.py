@@ -11,62 +11,55 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from engine import datapage
-from engine.cleaning import HEURISTICS, POSITIVES, CleaningConfig, clean, train_texts
-from engine.config import UserError
-from engine.crawl import LABELS, CrawlConfig, build_crawl, read_documents
-from engine.datapage import DataConfig
-from engine.limits import MAX_JOB_SECONDS, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
-from engine.models import SIZES
-from engine.tokenizer import bpe_tokenizer
 from app_pages import ui
+from engine.core.config import UserError
+from engine.core.limits import MAX_JOB_SECONDS, MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
+from engine.core.models import SIZES
+from engine.core.numbers import human
+from engine.core.report import Task
+from engine.core.tokenizer import bpe_tokenizer
+from engine.data import compare, quality, scale
+from engine.data import crawl as crawling
+from engine.data import lab as tokenizer_lab
+from engine.data.cleaning import HEURISTICS, POSITIVES, CleaningConfig, clean, train_texts
+from engine.data.config import DataConfig
+from engine.data.crawl import LABELS, CrawlConfig, build_crawl, read_documents
 
 datasets.disable_progress_bars()  # app.py does this too; the page also runs on its own (tests)
 P = "dt"  # widget-key prefix of this page; job slots below add a suffix
 Q, CMP = f"{P}_quality", f"{P}_compare"
 hlp = lambda name: ui.widget_help(DataConfig, name)  # noqa: E731
 
-# name: (label, min, max, step). Link values outside a widget's range are clamped to it (the
-# config's own ranges are wider), so any link opens a working page.
+# name: (label, step). The bounds come from the config's fields (what the widget shows, else what the
+# engine accepts); ui.fit_widgets clamps a link's value into them, so any link opens a working page.
 SLIDERS = {
-    "w_python_docs": ("Python docs (prose)", 0.0, 1.0, 0.05),
-    "w_stdlib_code": ("Standard library source (code)", 0.0, 1.0, 0.05),
-    "w_world": ("Built-in world stories", 0.0, 1.0, 0.05),
-    "w_upload": ("Your data (upload or hub)", 0.0, 1.0, 0.05),
-    **{f"p_{k}": (k.replace("_", " ").capitalize(), 0.0, 0.5, 0.01)
+    "w_python_docs": ("Python docs (prose)", 0.05),
+    "w_stdlib_code": ("Standard library source (code)", 0.05),
+    "w_world": ("Built-in world stories", 0.05),
+    "w_upload": ("Your data (upload or hub)", 0.05),
+    **{f"p_{k}": (k.replace("_", " ").capitalize(), 0.01)
        for k in ("boilerplate", "spam", "markup", "duplicate", "near_duplicate", "foreign", "pii")},
-    "min_words": ("Min words", 0, 1000, 10),
-    "min_mean_word_len": ("Min mean word length", 0.0, 10.0, 0.1),
-    "max_mean_word_len": ("Max mean word length", 3.0, 30.0, 0.5),
-    "max_symbol_ratio": ("Max symbols per word", 0.0, 1.0, 0.01),
-    "min_line_punct": ("Min share of lines ending in punctuation", 0.0, 1.0, 0.01),
-    "min_stop_words": ("Min distinct stop words", 0, 8, 1),
-    "max_repeated_lines": ("Max share of repeated lines", 0.0, 1.0, 0.01),
-    "shingle_words": ("Words per shingle", 1, 20, 1),
-    "jaccard": ("Near-duplicate above Jaccard", 0.1, 1.0, 0.01),
-    "num_perm": ("MinHash permutations", 16, 512, 16),
-    "quality_n_train": ("Labelled training documents", 4, 400, 2),
-    "quality_threshold": ("Flag when P(junk) is above", 0.0, 1.0, 0.01),
-    "vocab_size": ("BPE vocabulary size", 260, 8192, 4),
+    "min_words": ("Min words", 10),
+    "min_mean_word_len": ("Min mean word length", 0.1),
+    "max_mean_word_len": ("Max mean word length", 0.5),
+    "max_symbol_ratio": ("Max symbols per word", 0.01),
+    "min_line_punct": ("Min share of lines ending in punctuation", 0.01),
+    "min_stop_words": ("Min distinct stop words", 1),
+    "max_repeated_lines": ("Max share of repeated lines", 0.01),
+    "shingle_words": ("Words per shingle", 1),
+    "jaccard": ("Near-duplicate above Jaccard", 0.01),
+    "num_perm": ("MinHash permutations", 16),
+    "quality_n_train": ("Labelled training documents", 2),
+    "quality_threshold": ("Flag when P(junk) is above", 0.01),
+    "vocab_size": ("BPE vocabulary size", 4),
 }
-# The other numeric widgets: name: (min, max); and the choices of the two select sliders.
-NUMBERS = {"n_docs": (50, 20000), "seed": (0, 2**31 - 1), "max_words": (1, 10_000_000),
-           "compare_budget": (10_000, 5_000_000), "compare_steps": (10, 20_000), "compare_eval_every": (1, 20_000),
-           "compare_batch_size": (1, 128), "compare_block_size": (16, 256), "compare_seed": (0, 2**31 - 1),
-           "compare_max_seconds": (5, MAX_JOB_SECONDS // 2)}
-CHOICES = {"quality_max_tokens": (16, 32, 64, 128, 256), "compare_lr": (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2)}
 STAGES = {"raw": "raw crawl", "normalize": "normalised", "word_count": "word count", "word_length": "word length",
           "symbols": "symbols", "line_punct": "line punctuation", "stop_words": "stop words",
           "repeated_lines": "repeated lines", "exact_dedup": "exact dedup", "near_dedup": "near dedup",
           "pii": "PII redacted"}
 
 ui.init_config(DataConfig, P)
-for name, (lo, hi) in [*((n, s[1:3]) for n, s in SLIDERS.items()), *NUMBERS.items()]:
-    if not lo <= (value := st.session_state[f"{P}.{name}"]) <= hi:
-        st.session_state[f"{P}.{name}"] = min(max(value, lo), hi)
-for name, options in CHOICES.items():  # a link value between choices snaps to the nearest (all are > 0)
-    if (value := st.session_state[f"{P}.{name}"]) not in options:
-        st.session_state[f"{P}.{name}"] = min(options, key=lambda o: abs(math.log(o / value)))
+ui.fit_widgets(DataConfig, P)
 # The heuristics field is a comma-separated string; its widget is a multiselect with its own key.
 st.session_state.setdefault(f"{P}_rules", [r for r in HEURISTICS if r in st.session_state[f"{P}.heuristics"]])
 st.session_state[f"{P}.heuristics"] = ",".join(r for r in HEURISTICS if r in st.session_state[f"{P}_rules"])
@@ -76,23 +69,16 @@ cfg = ui.read_config(DataConfig, P)
 crawl_cfg, clean_cfg, q_cfg, cmp_cfg = (cfg.part(p) for p in ("crawl", "cleaning", "quality", "compare"))
 
 
-def human(n: float) -> str:
-    """753k, 4.3B, 15T: sizes across ten orders of magnitude, readable at a glance."""
-    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return f"{n:.0f}"
-
-
 def slider(name: str, where=st) -> None:
-    label, lo, hi, step = SLIDERS[name]
-    where.slider(label, lo, hi, step=step, key=f"{P}.{name}", help=hlp(name))
+    label, step = SLIDERS[name]
+    lo, hi = ui.bounds(DataConfig, name)
+    where.slider(label, type(step)(lo), type(step)(hi), step=step, key=f"{P}.{name}", help=hlp(name))
 
 
 @st.cache_data(max_entries=8, show_spinner="Building the crawl and counting its tokens…")
 def get_crawl(params: dict, upload_key: str, _upload):
     """The labelled crawl with each document's token count (counted once: the funnel reuses it)."""
-    return datapage.with_tokens(build_crawl(CrawlConfig(**params), _upload))
+    return crawling.with_tokens(build_crawl(CrawlConfig(**params), _upload))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -109,17 +95,17 @@ def get_cleaned(crawl_key: str, params: dict, _crawl):
 @st.cache_resource(max_entries=4, show_spinner="Training the BPE tokenizer…")
 def get_bpe(crawl_key: str, _train_text: str):
     """BPE at the largest vocabulary; smaller ones are cut from it (exact, see truncate_bpe)."""
-    return bpe_tokenizer(_train_text, max(datapage.LAB_VOCABS))
+    return bpe_tokenizer(_train_text, max(tokenizer_lab.LAB_VOCABS))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def get_tokens_per_word(crawl_key: str, vocab: int, _tok, _mix):
-    return datapage.tokens_per_word(_tok, _mix)
+    return tokenizer_lab.tokens_per_word(_tok, _mix)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def get_sweep(crawl_key: str, width: int, _big, _test: str):
-    return datapage.vocab_sweep(_big, _test, width)
+    return tokenizer_lab.vocab_sweep(_big, _test, width)
 
 
 st.title("Data")
@@ -138,8 +124,8 @@ with left:
     for i, name in enumerate(("w_python_docs", "w_stdlib_code", "w_world", "w_upload")):
         slider(name, (a, b)[i % 2])
     a, b = st.columns(2)
-    a.number_input("Documents in the crawl", *NUMBERS["n_docs"], step=250, key=f"{P}.n_docs", help=hlp("n_docs"))
-    b.number_input("Crawl seed", *NUMBERS["seed"], key=f"{P}.seed", help=hlp("seed"))
+    a.number_input("Documents in the crawl", *ui.bounds(DataConfig, "n_docs"), step=250, key=f"{P}.n_docs", help=hlp("n_docs"))
+    b.number_input("Crawl seed", *ui.bounds(DataConfig, "seed"), key=f"{P}.seed", help=hlp("seed"))
     with st.expander("Junk in the crawl (shares of all documents)"):
         a, b = st.columns(2)
         for i, k in enumerate(("boilerplate", "spam", "markup", "duplicate", "near_duplicate", "foreign", "pii")):
@@ -167,7 +153,7 @@ with right:
         try:
             name = st.session_state[f"{P}.hub_name"]
             st.session_state[f"_{P}_upload"] = {"file_id": None, "name": f"hub: {name}", "bad_lines": [],
-                                                "dataset": datapage.hub_documents(name), "column": "text",
+                                                "dataset": crawling.hub_documents(name), "column": "text",
                                                 "key": hashlib.sha1(name.encode()).hexdigest()[:16]}
         except UserError as e:
             st.session_state[f"_{P}_hub_error"] = str(e)
@@ -195,7 +181,7 @@ except UserError as e:
 crawl_key = crawl_cfg.key(upload["key"] if upload else "")
 result = get_cleaned(crawl_key, clean_cfg.to_dict(), crawl)
 
-st.dataframe(pd.DataFrame(datapage.source_table(crawl, result.dataset)),
+st.dataframe(pd.DataFrame(crawling.source_table(crawl, result.dataset)),
              hide_index=True, width="stretch", key=f"{P}_sources",
              column_config={c: st.column_config.NumberColumn(format="localized") for c in
                             ("documents", "words", "tokens", "documents kept", "tokens kept")})
@@ -213,7 +199,7 @@ with st.container(border=True):
     st.multiselect("Heuristic filters", HEURISTICS, key=f"{P}_rules", help=hlp("heuristics"))
     c = st.columns(4)
     slider("min_words", c[0])
-    c[1].number_input("Max words", *NUMBERS["max_words"], key=f"{P}.max_words", help=hlp("max_words"))
+    c[1].number_input("Max words", *ui.bounds(DataConfig, "max_words"), key=f"{P}.max_words", help=hlp("max_words"))
     for col, name in zip(c[2:], ("min_mean_word_len", "max_mean_word_len")):
         slider(name, col)
     for col, name in zip(st.columns(4), ("max_symbol_ratio", "min_line_punct", "min_stop_words",
@@ -265,7 +251,7 @@ q_done = next((j for j in q_jobs if j.status == "done" and "p_junk" in j.info), 
 q_current = q_done is not None and st.session_state.get(f"_{P}_quality_crawl") == crawl_key
 scores = list(result.scores)
 if q_current:
-    scores.append(datapage.quality_score(crawl["label"], crawl["id"], q_done.info["p_junk"],
+    scores.append(quality.quality_score(crawl["label"], crawl["id"], q_done.info["p_junk"],
                                          q_done.info["train_ids"], q_cfg.threshold))
 if scores:
     order = ["filter", "precision", "recall", "flagged", "tp", "fp", "fn", "positives"]
@@ -285,16 +271,23 @@ else:
 # --- model-based quality filtering ----------------------------------------------------------------------
 st.header("Model-based quality filtering")
 st.markdown(
-    "Heuristics are hand-written rules. FineWeb-Edu and DCLM instead **train a classifier**: embed every document "
-    "with a pretrained encoder, teach a small model which embeddings look like good text from a few labelled "
-    "examples, and score the rest. Here the encoder is all-MiniLM-L6-v2 (a real pretrained 6-layer BERT-family "
-    "model) and the classifier is logistic regression. Embedding the crawl takes tens of seconds on a shared CPU, "
+    "Heuristics are hand-written rules. FineWeb-Edu and DCLM instead **train a classifier** and keep the documents "
+    "it scores highest. **FineWeb-Edu** had Llama-3-70B-Instruct rate about 450,000 web pages for educational "
+    "value (0 to 5), trained a regression head on the Snowflake-arctic-embed encoder to predict those ratings, and "
+    "kept pages scored 3 or more (Penedo et al. 2024, *The FineWeb Datasets*, arXiv:2406.17557). **DCLM** trained a "
+    "fastText classifier on word n-grams (no pretrained encoder), with OpenHermes-2.5 instructions and "
+    "high-scoring r/ExplainLikeImFive answers as positives and random documents of its RefinedWeb-style crawl as "
+    "negatives, and kept the top-scoring 10% (Li et al. 2024, *DataComp-LM*, arXiv:2406.11794, §4.4). **The toy "
+    "here** is the FineWeb-Edu kind, much smaller: it embeds each document with all-MiniLM-L6-v2 (a real pretrained "
+    "6-layer BERT-family model, kept frozen) and fits logistic regression on the labelled documents set below (40 "
+    "by default), whose labels the simulated crawl knows, instead of hundreds of thousands of ratings by a large "
+    "model. Embedding the crawl takes tens of seconds on a shared CPU, "
     "so it runs as a job; the embeddings are kept, so scoring the same crawl again is quick.")
 with st.container(border=True):
     c = st.columns(3)
     slider("quality_n_train", c[0])
     slider("quality_threshold", c[1])
-    c[2].select_slider("Tokens read per document", CHOICES["quality_max_tokens"], key=f"{P}.quality_max_tokens",
+    c[2].select_slider("Tokens read per document", ui.options(DataConfig, "quality_max_tokens"), key=f"{P}.quality_max_tokens",
                        help=hlp("quality_max_tokens"))
 
 
@@ -303,7 +296,7 @@ def quality_submissions() -> list[dict]:
     one = q_cfg.replace(threshold=0.5)
     st.session_state[f"_{P}_quality_crawl"] = crawl_key
     return [dict(key=one.key(crawl_key), label="Quality model", stage="data", total_steps=1,
-                 max_seconds=MAX_JOB_SECONDS, fn=lambda job, data=crawl: datapage.quality_job(data, one, job))]
+                 max_seconds=MAX_JOB_SECONDS, task=Task(quality.quality_job, one, {"crawl": crawl}))]
 
 
 ui.controls(Q, quality_submissions, label="Score the crawl")
@@ -315,7 +308,7 @@ def draw_quality(snaps: list[dict]) -> None:
         done = snap["info"].get("progress", 0.0)
         st.progress(done, text=f"Embedding the crawl with all-MiniLM-L6-v2: {done:.0%}")
     else:
-        ui.status_line(snap, next((j for j in ui.jobs_of(Q) if j.id == snap["id"]), None))
+        ui.status_line(snap)
 
 
 ui.live(Q, draw_quality)
@@ -340,13 +333,13 @@ st.markdown(
     "repeatedly merges the most frequent adjacent pair into a new token, until the vocabulary is full. Here it "
     "learns from the mixture above, so what it merges depends on your weights.")
 slider("vocab_size")
-mix = datapage.mixture(crawl)
-train_text, test_text = datapage.split_mixture(mix, datapage.LAB_CHARS)
+mix = tokenizer_lab.mixture(crawl)
+train_text, test_text = tokenizer_lab.split_mixture(mix, tokenizer_lab.LAB_CHARS)
 if not train_text.strip() or not test_text.strip():
     st.info("The mixture has too few documents to train a tokenizer: raise the crawl size or a source's weight.")
 else:
     big = get_bpe(crawl_key, train_text)
-    tok = datapage.truncate_bpe(big, cfg.vocab_size)
+    tok = tokenizer_lab.truncate_bpe(big, cfg.vocab_size)
     left, right = st.columns(2)
     with left:
         st.markdown(f"**Tokens per word** with your BPE ({len(tok):,} tokens) and BERT's WordPiece (30,522)")
@@ -359,7 +352,7 @@ else:
     with right:
         own = st.text_area("Your text", "Tokenizers split rare words into pieces: unbelievably, naïve café.\n"
                            "def tokenize(text):\n    return text.split()  # 3 + 4 = 7", key=f"{P}_own", height=140)
-        spans = datapage.token_spans(tok, own)
+        spans = tokenizer_lab.token_spans(tok, own)
         colors = ("#dbeafe", "#fde68a", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa")
         # Every piece of the user's text is escaped: it is shown as text, never run as HTML.
         st.html('<div style="font-family:monospace;white-space:pre-wrap;line-height:1.9">' + "".join(
@@ -398,20 +391,20 @@ st.markdown(
 with st.container(border=True):
     ui.preset_picker(DataConfig, P)
     c = st.columns(4)
-    c[0].number_input("Training characters each", *NUMBERS["compare_budget"], step=50_000,
+    c[0].number_input("Training characters each", *ui.bounds(DataConfig, "compare_budget"), step=50_000,
                       key=f"{P}.compare_budget", help=hlp("compare_budget"))
     c[1].radio("Model size", tuple(SIZES), key=f"{P}.compare_size", horizontal=True, help=hlp("compare_size"))
-    c[2].number_input("Steps each", *NUMBERS["compare_steps"], step=50, key=f"{P}.compare_steps",
+    c[2].number_input("Steps each", *ui.bounds(DataConfig, "compare_steps"), step=50, key=f"{P}.compare_steps",
                       help=hlp("compare_steps"))
-    c[3].number_input("Evaluate every", *NUMBERS["compare_eval_every"], step=5, key=f"{P}.compare_eval_every")
+    c[3].number_input("Evaluate every", *ui.bounds(DataConfig, "compare_eval_every"), step=5, key=f"{P}.compare_eval_every")
     c = st.columns(5)
-    c[0].select_slider("Learning rate", CHOICES["compare_lr"], key=f"{P}.compare_lr",
+    c[0].select_slider("Learning rate", ui.options(DataConfig, "compare_lr"), key=f"{P}.compare_lr",
                        format_func=lambda v: f"{v:g}")
-    c[1].number_input("Batch size", *NUMBERS["compare_batch_size"], key=f"{P}.compare_batch_size")
-    c[2].number_input("Context (characters)", *NUMBERS["compare_block_size"], key=f"{P}.compare_block_size")
-    c[3].number_input("Time limit per model (s)", *NUMBERS["compare_max_seconds"], step=10,
+    c[1].number_input("Batch size", *ui.bounds(DataConfig, "compare_batch_size"), key=f"{P}.compare_batch_size")
+    c[2].number_input("Context (characters)", *ui.bounds(DataConfig, "compare_block_size"), key=f"{P}.compare_block_size")
+    c[3].number_input("Time limit per model (s)", *ui.bounds(DataConfig, "compare_max_seconds"), step=10,
                       key=f"{P}.compare_max_seconds", help=hlp("compare_max_seconds"))
-    c[4].number_input("Seed", *NUMBERS["compare_seed"], key=f"{P}.compare_seed", help=hlp("compare_seed"))
+    c[4].number_input("Seed", *ui.bounds(DataConfig, "compare_seed"), key=f"{P}.compare_seed", help=hlp("compare_seed"))
 st.caption(f"Each model sees {cmp_cfg.steps * cmp_cfg.batch_size * cmp_cfg.block_size:,} characters "
            f"({cmp_cfg.steps} steps × {cmp_cfg.batch_size} × {cmp_cfg.block_size}). They train one after the "
            "other, so they do not slow each other down.")
@@ -421,7 +414,7 @@ def compare_submissions() -> list[dict]:
     texts = train_texts(crawl, result, budget=cmp_cfg.budget)
     return [dict(key=cmp_cfg.key(crawl_key, clean_cfg.key()), label="Raw vs cleaned", stage="data",
                  total_steps=2 * cmp_cfg.steps, max_seconds=2 * cmp_cfg.max_seconds + 30,
-                 fn=lambda job: datapage.compare(cmp_cfg, texts, job))]
+                 task=Task(compare.compare, cmp_cfg, {"texts": texts}))]
 
 
 ui.controls(CMP, compare_submissions, label="Train both")
@@ -430,18 +423,18 @@ COLORS = {"raw": "#d62728", "cleaned": "#2ca02c"}
 
 def draw_compare(snaps: list[dict]) -> None:
     snap = snaps[0]
-    ui.status_line(snap, next((j for j in ui.jobs_of(CMP) if j.id == snap["id"]), None))
+    ui.status_line(snap)
     info, series, val = snap["info"], [], {}
-    for run in datapage.RUNS:
+    for run in compare.RUNS:
         rec = [r for r in snap["records"] if r.get("run") == run]
-        tr, ev = [r for r in rec if "loss" in r], [r for r in rec if "val_loss" in r]
+        tr, ev = [r for r in rec if "loss" in r], [r for r in rec if "eval_loss" in r]
         if tr:
-            series.append(dict(name=f"{run} train", x=[r["run_step"] for r in tr],
+            series.append(dict(name=f"{run} train", x=[r["part_step"] for r in tr],
                                y=ui.smooth([r["loss"] for r in tr]), color=COLORS[run], dash="dot"))
         if ev:
-            series.append(dict(name=f"{run} validation (held-out clean text)", x=[r["run_step"] for r in ev],
-                               y=[r["val_loss"] for r in ev], color=COLORS[run], markers=True))
-        val[run] = {r["run_step"]: r["val_loss"] for r in ev}
+            series.append(dict(name=f"{run} validation (held-out clean text)", x=[r["part_step"] for r in ev],
+                               y=[r["eval_loss"] for r in ev], color=COLORS[run], markers=True))
+        val[run] = {r["part_step"]: r["eval_loss"] for r in ev}
     if series:
         left, right = st.columns([2, 1])
         with left:
@@ -478,7 +471,7 @@ ui.live(CMP, draw_compare)
 
 # --- scale in context ------------------------------------------------------------------------------------------
 st.header("Scale in context")
-rows = datapage.scale_rows(result.funnel[0]["tokens"], result.funnel[-1]["tokens"])
+rows = scale.scale_rows(result.funnel[0]["tokens"], result.funnel[-1]["tokens"])
 fig = go.Figure(go.Bar(x=[r["tokens"] for r in rows], y=[r["dataset"] for r in rows], orientation="h",
                        marker_color=["#ff7f0e" if r["source"] == "measured here" else "#4a78c2" for r in rows],
                        text=[f"≈ {human(r['tokens'])}" for r in rows], textposition="outside",
@@ -493,7 +486,16 @@ st.dataframe(pd.DataFrame([{"dataset": r["dataset"], "published": r["published"]
              hide_index=True, width="stretch", key=f"{P}_scale_table",
              column_config={"source": st.column_config.TextColumn(width="large"),
                             "how the token figure was made": st.column_config.TextColumn(width="large")})
-st.markdown("**Common misstatements, corrected**\n\n" + "\n".join(f"- {m}" for m in datapage.MISSTATEMENTS))
+st.markdown("**Common misstatements, corrected**\n\n"
+            "- **“Common Crawl is about 24 TB.”** Common Crawl is every crawl since 2008 together: petabytes, over "
+            "100 billion pages (Thompson 2024, arXiv:2404.09770). Even *one monthly crawl* is tens of terabytes "
+            "compressed: February 2019's holds 2.9 billion pages, 225 TiB uncompressed, about 60 TiB as compressed "
+            "WARC files and 7.6 TiB as compressed extracted text (Common Crawl blog, 'February 2019 crawl archive now "
+            "available'); its extracted text is \"around 20TB\" a month (Raffel et al. 2020, T5, §2.2). GPT-3's 45 TB "
+            "were 41 monthly crawls from 2016 to 2019, compressed, before filtering (Brown et al. 2020, "
+            "arXiv:2005.14165, §2.2); C4's 750 GB is one monthly crawl (April 2019) after cleaning (Raffel et al. 2020, "
+            "§2.2).\n"
+            + "\n".join(f"- {m}" for m in scale.MISSTATEMENTS))
 if (load := os.getloadavg()[0]) > (os.cpu_count() or 1):
     st.caption(f"This machine is busy (load {load:.1f} on {os.cpu_count()} cores): times on this page include "
                "waiting for the CPU.")

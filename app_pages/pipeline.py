@@ -3,11 +3,11 @@ import html
 
 import streamlit as st
 
-from engine import lineage
-from engine.config import UserError
-from engine.lineage import CompareConfig
-from engine.world import World
 from app_pages import ui
+from engine import pipeline as lineage
+from engine.core.config import UserError
+from engine.pipeline import CompareConfig
+from engine.text.world import World
 
 P = "pl"
 COLORS = {"pretrain": "#eef3fb", "sft": "#fdf3e6", "rlhf": "#f3eefb", "cai": "#eefbf3"}
@@ -21,7 +21,7 @@ def name(r) -> str:
 
 def label(r) -> str:
     s = r.summary
-    score = (f"val loss {s['val_loss']:.2f}" if "val_loss" in s else
+    score = (f"val loss {s['eval_loss']:.2f}" if "eval_loss" in s else
              f"held-out accuracy {s['eval_accuracy']:.0%}" if "eval_accuracy" in s else
              f"gold reward {s['gold_reward']:.2f}" if "gold_reward" in s else "")
     text = "\\n".join(x for x in (TITLES[r.stage], name(r), score) if x)

@@ -1,36 +1,23 @@
 """Pretraining: next-token (GPT) vs masked-token (BERT) prediction, trained live."""
 
-import math
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import corpus, limits, pretrain, runs
-from engine.config import UserError
-from engine.models import SIZES, count_params
-from engine.pretrain import PretrainConfig
-from engine.sampling import fill_masks, generate, next_token_probs
 from app_pages import ui
+from engine import pretraining as pretrain
+from engine.core import limits, runs, textio
+from engine.core.config import UserError
+from engine.core.models import SIZES, count_params
+from engine.core.report import Task
+from engine.core.sampling import fill_masks, generate, next_token_probs
+from engine.pretraining import PretrainConfig
+from engine.text import corpus
 
 P = "pt"  # widget-key prefix and job slot of this page
-# Widget bounds (min, max) and select-slider choices. A link may carry any value the config
-# accepts; one a widget cannot show is clamped (or snapped to the nearest choice) with a notice:
-# Streamlit would reset it to the widget's minimum without a word (steps=100000 became 10), or raise.
-BOUNDS = {"vocab_size": (260, 4096), "n_layer": (1, 12), "n_head": (1, 16), "n_embd": (8, 512),
-          "steps": (10, 20000), "batch_size": (1, 128), "warmup": (0, 5000),
-          "max_seconds": (5, int(limits.MAX_JOB_SECONDS)), "seed": (0, 2**31 - 1)}
-CHOICES = {"block_size": (16, 32, 64, 128, 256), "lr": (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0)}
 ui.init_config(PretrainConfig, P)
-for name, (lo, hi) in BOUNDS.items():
-    if not lo <= (value := st.session_state[f"{P}.{name}"]) <= hi:
-        st.session_state[f"{P}.{name}"] = min(max(value, lo), hi)
-        st.toast(f"{name}={value} is outside what this page offers: using {st.session_state[f'{P}.{name}']}.", icon="⚠️")
-for name, options in CHOICES.items():  # all choices are > 0: the nearest on a log scale
-    if (value := st.session_state[f"{P}.{name}"]) not in options:
-        st.session_state[f"{P}.{name}"] = min(options, key=lambda o: abs(math.log(o / value)))
-        st.toast(f"{name}={value} is not one of this page's choices: using {st.session_state[f'{P}.{name}']:g}.",
-                 icon="⚠️")
+ui.fit_widgets(PretrainConfig, P)
 hlp = lambda name: ui.widget_help(PretrainConfig, name)  # noqa: E731
 
 st.title("Pretraining")
@@ -39,7 +26,14 @@ st.markdown(
     "predict the **next token** from the tokens before it (causal language modelling), so they can write. "
     "**BERT-style** models predict **masked tokens** from both sides (masked language modelling), so they "
     "understand but do not write left to right. Next-token prediction is *not* masked language modelling: "
-    "GPT never sees a mask, and BERT never predicts the future. Train one or both below and watch the loss fall.")
+    "GPT never sees a [MASK] token (the *causal mask* of its attention, on the Attention page, is another thing), "
+    "and BERT never predicts the future. BERT picks 15% of the tokens to predict and, of those, replaces 80% with "
+    "[MASK], 10% with a random token and leaves 10% unchanged, because [MASK] never appears when the model is "
+    "later fine-tuned; it was trained on next-sentence prediction too (Devlin et al. 2019, §3.1), which RoBERTa "
+    "dropped, matching or "
+    "slightly improving the results (Liu et al. 2019, arXiv:1907.11692, §4.2). The BERT-style model here does "
+    "masked tokens only, with the same 80/10/10 (transformers' DataCollatorForLanguageModeling), and no "
+    "next-sentence prediction. Train one or both below and watch the loss fall.")
 
 with st.container(border=True):
     ui.preset_picker(PretrainConfig, P)
@@ -54,7 +48,7 @@ with st.container(border=True):
                                   max_upload_size=limits.MAX_UPLOAD_MB)
             if up is not None:
                 try:
-                    st.session_state[f"_{P}_text"] = (up.name, corpus.read_upload(up.getvalue(), up.name))
+                    st.session_state[f"_{P}_text"] = (up.name, textio.read_text(up.getvalue(), up.name))
                 except UserError as e:
                     st.session_state.pop(f"_{P}_text", None)
                     st.error(str(e))
@@ -66,7 +60,7 @@ with st.container(border=True):
         st.radio("Tokenizer", ("char", "bpe"), key=f"{P}.tokenizer", horizontal=True, help=hlp("tokenizer"),
                  format_func={"char": "Characters", "bpe": "Byte-level BPE"}.get)
         if st.session_state[f"{P}.tokenizer"] == "bpe":
-            st.slider("BPE vocabulary size", *BOUNDS["vocab_size"], key=f"{P}.vocab_size", step=4)
+            st.slider("BPE vocabulary size", *ui.bounds(PretrainConfig, "vocab_size"), key=f"{P}.vocab_size", step=4)
     with c2:
         st.markdown("**Model**")
         st.radio("Objective", ("clm", "mlm", "both"), key=f"{P}.objective", horizontal=True, help=hlp("objective"),
@@ -74,19 +68,19 @@ with st.container(border=True):
         st.segmented_control("Size", (*SIZES, "custom"), key=f"{P}.size", help="parameters in the layers")
         if st.session_state[f"{P}.size"] == "custom":
             a, b, c = st.columns(3)
-            a.number_input("Layers", *BOUNDS["n_layer"], key=f"{P}.n_layer")
-            b.number_input("Heads", *BOUNDS["n_head"], key=f"{P}.n_head")
-            c.number_input("Width", *BOUNDS["n_embd"], key=f"{P}.n_embd", step=8)
-        st.select_slider("Context (tokens)", CHOICES["block_size"], key=f"{P}.block_size")
+            a.number_input("Layers", *ui.bounds(PretrainConfig, "n_layer"), key=f"{P}.n_layer")
+            b.number_input("Heads", *ui.bounds(PretrainConfig, "n_head"), key=f"{P}.n_head")
+            c.number_input("Width", *ui.bounds(PretrainConfig, "n_embd"), key=f"{P}.n_embd", step=8)
+        st.select_slider("Context (tokens)", ui.options(PretrainConfig, "block_size"), key=f"{P}.block_size")
     with c3:
         st.markdown("**Training**")
-        st.select_slider("Learning rate", CHOICES["lr"], key=f"{P}.lr", format_func=lambda v: f"{v:g}", help=hlp("lr"))
+        st.select_slider("Learning rate", ui.options(PretrainConfig, "lr"), key=f"{P}.lr", format_func=lambda v: f"{v:g}", help=hlp("lr"))
         a, b = st.columns(2)
-        a.number_input("Steps", *BOUNDS["steps"], key=f"{P}.steps", step=100)
-        b.number_input("Batch size", *BOUNDS["batch_size"], key=f"{P}.batch_size")
-        a.number_input("Warmup steps", *BOUNDS["warmup"], key=f"{P}.warmup", step=10)
-        b.number_input("Time limit (s)", *BOUNDS["max_seconds"], key=f"{P}.max_seconds", step=5)
-        a.number_input("Seed", *BOUNDS["seed"], key=f"{P}.seed")
+        a.number_input("Steps", *ui.bounds(PretrainConfig, "steps"), key=f"{P}.steps", step=100)
+        b.number_input("Batch size", *ui.bounds(PretrainConfig, "batch_size"), key=f"{P}.batch_size")
+        a.number_input("Warmup steps", *ui.bounds(PretrainConfig, "warmup"), key=f"{P}.warmup", step=10)
+        b.number_input("Time limit (s)", *ui.bounds(PretrainConfig, "max_seconds"), key=f"{P}.max_seconds", step=5)
+        a.number_input("Seed", *ui.bounds(PretrainConfig, "seed"), key=f"{P}.seed")
         b.toggle("bf16 autocast", key=f"{P}.bf16", help=hlp("bf16"))
 
 cfg: PretrainConfig = ui.read_config(PretrainConfig, P)
@@ -94,7 +88,10 @@ L, H, D = cfg.shape()
 st.caption(f"{L} layers × {H} heads × width {D}, context {cfg.block_size}: about "
            f"{count_params(L, D, 0, 0):,} parameters in the layers. Warmup then cosine decay to a tenth of the "
            "learning rate, over the steps or the time limit, whichever ends first; AdamW; gradients clipped at "
-           "1.0. Same seed and settings give the same curve when the steps finish within the time limit.")
+           "1.0. Same seed and settings give the same curve when the steps finish within the time limit. "
+           "**bf16 autocast** does the matrix products in bfloat16, which changes the arithmetic: the losses "
+           "differ slightly from fp32 (final validation loss 1.739 against 1.738 when the Carbon page's "
+           "experiment was measured, bench/RESULTS.md), and it is faster only on CPUs with bf16 instructions.")
 
 
 def submissions() -> list[dict]:
@@ -104,7 +101,7 @@ def submissions() -> list[dict]:
     owner = ui.session_id()
     return [dict(key=one.key(data.text_digest), label={"clm": "GPT (next token)", "mlm": "BERT (masked token)"}[one.objective],
                  total_steps=one.steps, max_seconds=one.max_seconds, stage="pretrain",
-                 fn=lambda job, one=one: pretrain.run(one, job, upload=text, owner=owner))
+                 task=Task(pretrain.run, one, {"upload": text, "owner": owner}))
             for one in cfg.objectives()]
 
 
@@ -113,20 +110,19 @@ COLORS = {"GPT (next token)": "#1f77b4", "BERT (masked token)": "#d62728"}
 
 
 def draw(snaps: list[dict]) -> None:
-    by_id = {j.id: j for j in ui.jobs_of(P)}
     for s in snaps:
-        ui.status_line(s, by_id.get(s["id"]))
+        ui.status_line(s)
     series, refs = [], set()
     for s in snaps:
         tr = [r for r in s["records"] if "loss" in r]
-        ev = [r for r in s["records"] if "val_loss" in r]
+        ev = [r for r in s["records"] if "eval_loss" in r]
         color = COLORS.get(s["label"])
         if tr:
             series.append(dict(name=f"{s['label']} train", x=[r["step"] for r in tr],
                                y=ui.smooth([r["loss"] for r in tr]), color=color))
         if ev:
             series.append(dict(name=f"{s['label']} validation", x=[r["step"] for r in ev],
-                               y=[r["val_loss"] for r in ev], dash="dash", color=color, markers=True))
+                               y=[r["eval_loss"] for r in ev], dash="dash", color=color, markers=True))
         if "uniform_loss" in s["info"]:
             refs.add((s["info"]["uniform_loss"], f"ln(V) = {s['info']['uniform_loss']:.2f}: a uniform guess"))
     if series:
@@ -134,21 +130,21 @@ def draw(snaps: list[dict]) -> None:
     cols = st.columns(max(1, len(snaps)))
     for col, s in zip(cols, snaps):
         tr = [r for r in s["records"] if "loss" in r]
-        ev = [r for r in s["records"] if "val_loss" in r]
+        ev = [r for r in s["records"] if "eval_loss" in r]
         with col:
             st.markdown(f"**{s['label']}**" + (f" · {s['info']['params']:,} parameters, vocabulary "
                                                 f"{s['info']['vocab_size']}" if s["info"] else ""))
             m = st.columns(5)
             m[0].metric("train loss", f"{ui.smooth([r['loss'] for r in tr])[-1]:.3f}" if tr else "–")
-            m[1].metric("val loss", f"{ev[-1]['val_loss']:.3f}" if ev else "–")
-            m[2].metric("val perplexity", f"{ev[-1]['val_perplexity']:.2f}" if ev else "–",
+            m[1].metric("val loss", f"{ev[-1]['eval_loss']:.3f}" if ev else "–")
+            m[2].metric("val perplexity", f"{ev[-1]['eval_perplexity']:.2f}" if ev else "–",
                         help="exp(val loss). For BERT it is over masked tokens only, so it is not "
                              "comparable with GPT's.")
             m[3].metric("tokens/s", f"{sum(r['tokens_per_sec'] for r in tr[-20:]) / len(tr[-20:]):,.0f}" if tr else "–")
             m[4].metric("learning rate", f"{tr[-1]['lr']:.1e}" if tr else "–", help="warmup, then cosine decay")
             for sm in reversed(s["samples"][-3:]):
                 if "prompt" in sm:
-                    st.markdown(f"step {sm['step']}: {_bold(sm['prompt'])}{_esc(sm['text'])}")
+                    st.markdown(f"step {sm['step']}: {_bold(sm['prompt'])}{_one_line(sm['text'])}")
                 else:
                     st.markdown(f"step {sm['step']}: `{sm['masked']}`  \nguessed {sm['correct']}/{sm['total']} "
                                 f"hidden tokens: {' '.join(map(repr, sm['guess']))}")
@@ -158,15 +154,15 @@ def draw(snaps: list[dict]) -> None:
                    "with the other.")
 
 
-def _esc(t: str) -> str:
-    return t.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("`", "\\`") \
-        .replace("<", "&lt;").replace("\n", " ⏎ ").replace("$", "\\$").replace("#", "\\#")
+def _one_line(t: str) -> str:
+    """Generated text, escaped, its line breaks shown as ⏎ so a sample reads as one line."""
+    return ui.plain(t).replace("\n", " ⏎ ")
 
 
 def _bold(t: str) -> str:
     """Markdown bold only holds when ** touches text: keep the prompt's edge spaces outside it."""
     core = t.strip()
-    return t[:len(t) - len(t.lstrip())] + (f"**{_esc(core)}**" if core else "") + t[len(t.rstrip()):]
+    return t[:len(t) - len(t.lstrip())] + (f"**{_one_line(core)}**" if core else "") + t[len(t.rstrip()):]
 
 
 ui.live(P, draw)
@@ -195,7 +191,7 @@ if usable:
                 if st.button("Generate", key=f"{P}_gen_{uid}"):
                     st.session_state[f"{P}_out_{uid}"] = generate(model, tok, prompt, 200, temp, top_k, top_p)
                 if out := st.session_state.get(f"{P}_out_{uid}"):
-                    st.markdown(f"> {_bold(prompt)}{_esc(out)}")
+                    st.markdown(f"> {_bold(prompt)}{_one_line(out)}")
                 probs = next_token_probs(model, tok, prompt, 12)
                 fig = go.Figure(go.Bar(x=[p for _, p in probs][::-1], y=[repr(t) for t, _ in probs][::-1],
                                        orientation="h"))

@@ -4,11 +4,13 @@ import html
 import pandas as pd
 import streamlit as st
 
-from engine import limits, preferences, rlhf, runs
-from engine.config import UserError
-from engine.preferences import TASTES
-from engine.rlhf import RLHFConfig
 from app_pages import ui
+from engine.core import limits, runs
+from engine.core.config import UserError
+from engine.core.report import Task
+from engine.rlhf import config, models, preferences, recipe
+from engine.rlhf.config import RLHFConfig
+from engine.rlhf.preferences import TASTES
 
 P = "rl"            # widget-key prefix and the policy job's slot
 RM = "rl_rm"        # the reward model's job slot
@@ -24,11 +26,14 @@ st.markdown(
     "optimises the SFT model against it with **PPO**, held near the SFT model by a KL penalty. **DPO** (Rafailov "
     "et al. 2023) gets the same kind of policy straight from the pairs, with no reward model. All of it trains "
     "live below, on the SFT model's own answers to questions about the people of the small world.")
-
-
-def load_run(path: str):
-    with rlhf.model_lock:   # from_pretrained patches torch process-wide while it builds
-        return ui.load_run(path)
+st.info(
+    "**Common claim, checked: “LLaMA was trained with RLHF.”** Not the first LLaMA. LLaMA (Touvron et al., Feb "
+    "2023, arXiv:2302.13971) was released as base models trained only to predict the next token; its paper adds "
+    "one brief instruction-tuning experiment (§4) and no RLHF. **Llama 2-Chat** was SFT, then RLHF: "
+    "rejection-sampling fine-tuning and PPO against reward models trained on human comparisons (Touvron et al., "
+    "Jul 2023, arXiv:2307.09288, §3). **Llama 3**'s post-training was rounds of SFT, rejection sampling and DPO; "
+    "its authors tried PPO but found DPO needed less compute at scale and performed better (Llama Team, 'The "
+    "Llama 3 Herd of Models', 2024, arXiv:2407.21783, §4).", icon=":material/fact_check:")
 
 
 # --- 1. preferences --------------------------------------------------------------------------------
@@ -38,11 +43,11 @@ sfts = ui.my_runs("sft")
 c1, c2 = st.columns([3, 3])
 c1.selectbox("Start from the SFT run", [""] + [r.path.name for r in sfts if not r.baked], key=f"{P}.parent",
              help=hlp("parent"), format_func=lambda n: n or "the baked SFT run (sft-base)")
-c2.radio("Who compares the answers", rlhf.SOURCES, key=f"{P}.source", horizontal=True, help=hlp("source"),
+c2.radio("Who compares the answers", config.SOURCES, key=f"{P}.source", horizontal=True, help=hlp("source"),
          format_func={"simulated": "a simulated labeler", "human": "you", "upload": "a file"}.get)
 cfg: RLHFConfig = ui.read_config(RLHFConfig, P)
 try:
-    parent_path = str(rlhf.parent_path(cfg.parent))
+    parent_path = str(models.parent_path(cfg.parent))
 except UserError as e:
     st.error(str(e), icon=":material/error:")
     st.stop()
@@ -67,7 +72,7 @@ elif cfg.source == "human":
 
     def new_pair() -> None:
         """Two different sampled answers to a question, from the SFT run the page starts from."""
-        model, tok, _ = load_run(parent_path)
+        model, tok, _ = ui.load_run(parent_path)
         n = len(st.session_state[LABELS]) + st.session_state.get("rl_skips", 0)
         prompt = prompt_list()[(n * 7) % len(prompt_list())]
         answers = list(dict.fromkeys(preferences.sample_texts(model, tok, prompt, 8, seed=n)))
@@ -98,7 +103,7 @@ elif cfg.source == "human":
     pairs, dropped = preferences.usable(pairs)
     st.caption(f"**{len(labels)} labels** so far: {len(pairs)} preferences, {ties} ties"
                + (f", {len(dropped)} pairs of identical answers" if dropped else "")
-               + f". Training needs at least {rlhf.MIN_PAIRS} preferences; a few dozen give a reward model something "
+               + f". Training needs at least {config.MIN_PAIRS} preferences; a few dozen give a reward model something "
                  "to learn. Your labels stay while this tab is open, also on other pages; download them to keep them.")
     if labels:
         st.download_button("Download your labels (JSON Lines)", preferences.labels_to_jsonl(labels),
@@ -107,9 +112,9 @@ elif cfg.source == "human":
     if labels and not pairs:
         source_problem = (f"All {len(labels)} of your labels are ties (or identical answers): a tie says neither "
                           "answer is better, so there is nothing to learn. Pick A or B for at least "
-                          f"{rlhf.MIN_PAIRS} pairs.")
+                          f"{config.MIN_PAIRS} pairs.")
     elif not labels:
-        source_problem = f"You have not labelled any pairs yet: pick A or B for at least {rlhf.MIN_PAIRS} of them."
+        source_problem = f"You have not labelled any pairs yet: pick A or B for at least {config.MIN_PAIRS} of them."
 else:
     up = st.file_uploader("Preference pairs in TRL's format: one JSON object per line with `prompt`, `chosen` and "
                           "`rejected` (strings or chat messages)", type=["jsonl", "json"], key="rl_upload")
@@ -158,7 +163,7 @@ def rm_submissions() -> list[dict]:
     owner, given = ui.session_id(), pairs
     return [dict(key=cfg.key("reward", data_key()), label="reward model", total_steps=cfg.rm_steps,
                  max_seconds=cfg.max_seconds + 30, stage="reward",
-                 fn=lambda job: rlhf.run_reward(cfg, job, given, owner=owner))]
+                 task=Task(recipe.run_reward, cfg, {"pairs": given, "owner": owner}))]
 
 
 rm_jobs = ui.controls(RM, rm_submissions, label="Train reward model")
@@ -169,7 +174,7 @@ TRAIN, HELD, VAL, GOLD = "#83c9ff", "#0068c9", "#ff8700", "#29b09d"   # the same
 
 def draw_rm(snaps: list[dict]) -> None:
     s = snaps[0]
-    ui.status_line(s, next((j for j in ui.jobs_of(RM) if j.id == s["id"]), None))
+    ui.status_line(s)
     if lab := s["info"].get("labels"):
         st.caption(f"Simulated labeler ({lab['taste']}): {lab['compared']} comparisons, {lab['ties']} ties not kept, "
                    f"{lab['flipped']} flipped by noise, {lab['kept']} kept.")
@@ -219,7 +224,7 @@ ui.live(RM, draw_rm)
 
 # --- 3. the policy -----------------------------------------------------------------------------------
 st.header("3 · Pull the policy toward the preferences")
-st.radio("Method", rlhf.METHODS, key=f"{P}.method", horizontal=True, help=hlp("method"),
+st.radio("Method", config.METHODS, key=f"{P}.method", horizontal=True, help=hlp("method"),
          format_func={"ppo": "PPO against the reward model", "dpo": "DPO on the pairs"}.get)
 with st.container(border=True):
     a, b, c, d = st.columns(4)
@@ -240,9 +245,13 @@ cfg = ui.read_config(RLHFConfig, P)
 if cfg.method == "ppo":
     st.caption(
         "Each rollout samples answers to a few questions, scores them with the reward model, and subtracts "
-        f"{cfg.kl_coef:g} × log(π/π_SFT) per answer (InstructGPT's eq. 2). An answer's advantage is its reward minus "
-        "the mean of the other answers to the same question (GRPO's baseline, instead of PPO's learned value "
-        f"network). Then {cfg.ppo_epochs} updates of PPO's clipped objective (Schulman et al. 2017, eq. 7, ε = "
+        f"{cfg.kl_coef:g} × log(π/π_SFT) per answer (InstructGPT's eq. 2). An answer's advantage is that penalised "
+        "reward minus the mean over all the answers to the same question (itself included), divided by the standard "
+        "deviation of these differences across the whole rollout: a group baseline instead of PPO's learned value "
+        "network. GRPO subtracts the same group mean but divides by each group's own standard deviation (Shao et al. "
+        "2024, arXiv:2402.03300, §4.1.2); RLOO subtracts the mean of the *other* answers, the same up to a factor "
+        "k/(k−1) (Ahmadian et al. 2024, arXiv:2402.14740). So the method here is PPO's clipped objective with a "
+        f"group baseline and no value network. Then {cfg.ppo_epochs} updates of PPO's clipped objective (Schulman et al. 2017, eq. 7, ε = "
         f"{cfg.clip:g}) on that rollout: the first has ratio 1, so clipping can bind only from the second on "
         "(policy/clipfrac_avg).")
 else:
@@ -257,11 +266,11 @@ def policy_submissions() -> list[dict]:
     if cfg.method == "dpo":
         check_source()
     else:   # the reward model, named now (it may be one the cache gave this visitor); a clear error if none
-        found = rlhf.find_reward(cfg.reward, runs.read_info(parent_path).path.name, owner, also=ui.my_results())
+        found = models.find_reward(cfg.reward, runs.read_info(parent_path).path.name, owner, also=ui.my_results())
         one = cfg.replace(reward=found.name)
     return [dict(key=one.key("policy", data_key(), owner), label=one.method.upper(), total_steps=one.steps,
                  max_seconds=one.max_seconds + 30, stage="rlhf",
-                 fn=lambda job: rlhf.run_policy(one, job, given, owner=owner))]
+                 task=Task(recipe.run_policy, one, {"pairs": given, "owner": owner, "also": tuple(ui.my_results())}))]
 
 
 jobs = ui.controls(P, policy_submissions)
@@ -275,7 +284,7 @@ def series(rows: list[dict], key: str, name: str, **kw) -> dict:
 
 def draw_policy(snaps: list[dict]) -> None:
     s = snaps[0]
-    ui.status_line(s, next((j for j in ui.jobs_of(P) if j.id == s["id"]), None))
+    ui.status_line(s)
     recs = s["records"]
     tr = [r for r in recs if "loss" in r]
     ev = [r for r in recs if "eval_gold_reward" in r]

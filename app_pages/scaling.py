@@ -1,14 +1,17 @@
 """Model scaling: loss against size, compute-optimal allocation, when bigger is not better,
 and smaller models that keep most of the quality. Trained live by engine/scaling.py."""
+import math
+
 import numpy as np
 import streamlit as st
 from plotly.colors import sample_colorscale
 
-from engine import limits, runs
-from engine import scaling as sc
-from engine.config import UserError
-from engine.scaling import ScalingConfig
 from app_pages import ui
+from engine.core import limits, numbers
+from engine.core.config import UserError
+from engine.core.report import Task
+from engine.scaling import config, distill, experiments, fits, laws, plans, prune, training
+from engine.scaling.config import ScalingConfig
 
 P = "sc"  # widget-key prefix; job slots are sc_sweep, sc_iso, sc_overfit, sc_prune, sc_distill
 ui.init_config(ScalingConfig, P)
@@ -22,7 +25,7 @@ SIZES = [700, 1_000, 3_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 300
 
 # --- small helpers ---------------------------------------------------------------------------------
 
-def size_slider(label: str, name: str, presets=SIZES, fmt=sc.human) -> None:
+def size_slider(label: str, name: str, presets=SIZES, fmt=numbers.human) -> None:
     """A select slider over presets that also holds whatever value a link brought."""
     key = f"{P}.{name}"
     options = sorted({*presets, st.session_state[key]})
@@ -46,9 +49,8 @@ def plan_table(rows: list[dict], extra: tuple = ()) -> None:
 
 
 def statuses(slot: str, snaps: list[dict]) -> None:
-    by_id = {j.id: j for j in ui.jobs_of(slot)}
     for s in snaps:
-        ui.status_line(s, by_id.get(s["id"]))
+        ui.status_line(s)
 
 
 def train_series(records: list[dict], colors: dict, dash=None, suffix="") -> list[dict]:
@@ -71,13 +73,13 @@ def try_plan(fn, *args):
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def fit(n: tuple, loss: tuple, floor: bool) -> sc.PowerLawFit:
+def fit(n: tuple, loss: tuple, floor: bool) -> fits.PowerLawFit:
     """The bootstrap refits 300 times: once per set of finished models, not on every refresh."""
-    return sc.fit_power_law(n, loss, floor=floor)
+    return fits.fit_power_law(n, loss, floor=floor)
 
 
 def vocab_of(corpus: str, block: int) -> int:
-    return len(sc.load_corpus(corpus, block).tokenizer)
+    return len(training.load_corpus(corpus, block).tokenizer)
 
 
 # --- the page --------------------------------------------------------------------------------------
@@ -96,11 +98,10 @@ st.caption("N: non-embedding parameters of L layers of width d. Attention has 4d
            "D tokens, as every token costs about 2N FLOPs forward and 4N backward. Embeddings are left out of N, as "
            "Kaplan did: counting them bends the curves at small sizes.")
 
-tab_sweep, tab_iso, tab_calc, tab_over, tab_small = st.tabs(
-    ["Size sweep", "Compute-optimal size", "Budget calculator", "When bigger is not better", "Smaller models"])
 
 # --- 1. the size sweep ----------------------------------------------------------------------------
-with tab_sweep:
+def sweep_tab() -> None:
+    """Loss against size: a sweep of sizes on the same tokens, and the power law fitted to it."""
     st.markdown("Train models of several sizes on **the same text for the same number of tokens**, smallest "
                 "first, in one job. Then plot each one's final loss against its size and fit "
                 "**L(N) = E + A / N^α**.")
@@ -127,9 +128,9 @@ with tab_sweep:
                "more to learn and the losses line up on a clean power law. The built-in stories are generated "
                "from templates: larger models learn the templates almost exactly and the curve drops off a cliff "
                "rather than following a power law.")
-    sweep = cfg.part(sc.SweepConfig)
-    plans = {one.arch: try_plan(sc.sweep_plan, one, vocab_of(one.corpus, one.block_size)) for one in sweep.archs()}
-    for arch, plan in plans.items():
+    sweep = cfg.part(config.SweepConfig)
+    sweeps = {one.arch: try_plan(plans.sweep_plan, one, vocab_of(one.corpus, one.block_size)) for one in sweep.archs()}
+    for arch, plan in sweeps.items():
         if plan:
             with st.expander(f"The {len(plan)} {ARCH[arch]} models: parameters and FLOPs", expanded=False):
                 plan_table([s.row() for s in plan], ("peak lr",))
@@ -142,10 +143,10 @@ with tab_sweep:
         owner = ui.session_id()
         out = []
         for one in sweep.archs():
-            plan = sc.sweep_plan(one, vocab_of(one.corpus, one.block_size))  # refuses bad sizes at the click
+            plan = plans.sweep_plan(one, vocab_of(one.corpus, one.block_size))  # refuses bad sizes at the click
             out.append(dict(key=one.key(), label=f"{ARCH[one.arch]} sweep", total_steps=sum(s.steps for s in plan),
                             max_seconds=limits.MAX_JOB_SECONDS, stage="scaling",
-                            fn=lambda job, one=one: sc.run_sweep(one, job, owner)))
+                            task=Task(experiments.run_sweep, one, {"owner": owner})))
         return out
 
     ui.controls("sc_sweep", sweep_jobs)
@@ -172,16 +173,16 @@ with tab_sweep:
             draw_fit(points)
 
     def draw_fit(points: dict) -> None:
-        series, fits = [], {}
+        series, laws_fitted = [], {}
         for arch, done in points.items():
             n = [m["N (non-embedding)"] for m in done]
-            loss = [m["val_loss"] for m in done]
+            loss = [m["eval_loss"] for m in done]
             color = "#1f77b4" if arch == "gpt2" else "#d62728"
             series.append(dict(name=f"{ARCH[arch]} models", x=n, y=loss, mode="markers", color=color, size=10))
             grid = np.geomspace(min(n) / 2, max(n) * 2, 60)
             for floor, dash in ((False, "dashdot"), (True, "dot")):
                 try:
-                    law = fits[arch, floor] = fit(tuple(n), tuple(loss), floor)
+                    law = laws_fitted[arch, floor] = fit(tuple(n), tuple(loss), floor)
                 except UserError as e:  # too few sizes: say so, show the points anyway
                     if floor:
                         st.caption(f"{ARCH[arch]}: {e}")
@@ -193,19 +194,19 @@ with tab_sweep:
         ui.curve_chart(series, "Final validation loss against size (log-log)",
                        xtitle="non-embedding parameters N", ytitle=LOSS, log_x=True, log_y=True,
                        key="sc_sweep_fit")
-        if not fits:
+        if not laws_fitted:
             return
         rows = {False: [], True: []}
-        for (arch, floor), law in fits.items():
+        for (arch, floor), law in laws_fitted.items():
             lo, hi = law.alpha_range
             rows[floor].append(f"| your {ARCH[arch]} sweep | {'E + A/N^α' if floor else 'A/N^α'} | "
                                f"**{law.alpha:.3f}** ± {law.alpha_std:.3f} ({lo:.3f} to {hi:.3f}) | "
                                + (f"E = {law.E:.2f}, A = {law.A:.3g}" if floor else f"A = {law.A:.3g}") + " |")
         st.markdown("| | law | exponent α of N | constants |\n|---|---|---|---|\n" + "\n".join(rows[False]) + "\n"
-                    f"| Kaplan et al. 2020 | (N_c/N)^α_N | **{sc.KAPLAN_ALPHA_N}** | N_c = 8.8e13 |\n"
+                    f"| Kaplan et al. 2020 | (N_c/N)^α_N | **{laws.KAPLAN_ALPHA_N}** | N_c = 8.8e13 |\n"
                     + "".join(r + "\n" for r in rows[True])
-                    + f"| Hoffmann et al. 2022 | E + A/N^α + B/D^β | **{sc.CHINCHILLA['alpha']}** "
-                    f"(β = {sc.CHINCHILLA['beta']} for data) | E = 1.69, A = 406.4, B = 410.7 |")
+                    + f"| Hoffmann et al. 2022 | E + A/N^α + B/D^β | **{laws.CHINCHILLA['alpha']}** "
+                    f"(β = {laws.CHINCHILLA['beta']} for data) | E = 1.69, A = 406.4, B = 410.7 |")
         st.caption("± one bootstrap standard deviation, and in brackets a 68% interval: the residuals were resampled "
                    "onto the fitted curve and the fit repeated 300 times. With a floor E, a curve that barely bends "
                    "fits almost as well with a higher floor and a steeper exponent, so that interval is wide; "
@@ -218,7 +219,8 @@ with tab_sweep:
     ui.live("sc_sweep", draw_sweep)
 
 # --- 2. IsoFLOP ---------------------------------------------------------------------------------
-with tab_iso:
+def isoflop_tab() -> None:
+    """The compute-optimal size: several sizes on the same compute budget form a U."""
     st.markdown(
         "With a fixed compute budget C ≈ 6·N·D, a bigger model gets fewer tokens. Too small a model cannot use "
         "the data; too large a model sees too little of it. Train several sizes **on the same budget** and the "
@@ -234,20 +236,28 @@ with tab_iso:
             size_slider("Smallest N", "iso_min")
             size_slider("Largest N", "iso_max")
     st.caption(f"Same corpus, context, batch and seed as the size sweep ({cfg.corpus}).")
-    iso = cfg.part(sc.IsoConfig)
-    iso_plan = try_plan(sc.iso_plan, iso, vocab_of(iso.corpus, iso.block_size))
+    iso = cfg.part(config.IsoConfig)
+    iso_plan = try_plan(plans.iso_plan, iso, vocab_of(iso.corpus, iso.block_size))
     if iso_plan:
         plan, notes = iso_plan
         for note in notes:
             st.warning(note, icon=":material/warning:")
+        budgets = sorted({c for c, _ in plan})
+        lo, hi = laws.CHINCHILLA_RANGE
+        if max(budgets) < lo:
+            st.warning(f"These budgets are {math.floor(math.log10(lo / max(budgets)))} to "
+                       f"{math.floor(math.log10(hi / min(budgets)))} orders of magnitude below the {lo:.0e} to "
+                       f"{hi:.0e} FLOPs of Hoffmann et al.'s isoFLOP runs (2022, figure 3): the \"Chinchilla fit's "
+                       "N_opt\" column extrapolates their law far outside what it was measured on. Read it as a "
+                       "comparison, not a prediction for these models.", icon=":material/warning:")
         with st.expander(f"The {len(plan)} runs: each size gets the tokens its budget allows"):
             plan_table([{**s.row(), "budget": c, "tokens/parameter": s.tokens / s.n} for c, s in plan],
                        ("budget", "tokens/parameter"))
 
     def iso_jobs() -> list[dict]:
-        plan, _ = sc.iso_plan(iso, vocab_of(iso.corpus, iso.block_size))
+        plan, _ = plans.iso_plan(iso, vocab_of(iso.corpus, iso.block_size))
         return [dict(key=iso.key(), label="IsoFLOP runs", total_steps=sum(s.steps for _, s in plan),
-                     max_seconds=limits.MAX_JOB_SECONDS, stage="scaling", fn=lambda job: sc.run_isoflop(iso, job))]
+                     max_seconds=limits.MAX_JOB_SECONDS, stage="scaling", task=Task(experiments.run_isoflop, iso))]
 
     ui.controls("sc_iso", iso_jobs)
 
@@ -274,35 +284,22 @@ with tab_iso:
         if not done:
             return
         series, rows, optima = [], [], []
-        for c in budgets:
-            pts = sorted((r["N (non-embedding)"], r["val_loss"]) for r in done if r["budget"] == c)
-            if not pts:
-                continue
-            n, loss = zip(*pts)
-            series.append(dict(name=f"C = {c:.0e}", x=n, y=loss, mode="lines+markers", color=colors[c]))
-            best = sc.parabola_min(n, loss)
-            row = {"budget C": f"{c:.0e}", "Chinchilla fit's N_opt": sc.human(sc.chinchilla_optimal(c)["n"])}
-            if best is None or not best["inside"]:
-                # no bottom inside the sizes tried: an extrapolated one would be a guess, so none is shown
-                if len(n) < 3:
-                    row["note"] = "needs 3 sizes"
-                elif best is None:
-                    row["note"] = "no U: the losses do not curve upward"
-                else:
-                    side = "below" if best["n_opt"] < min(n) else "above"
-                    row["note"] = f"no U here: the bottom lies {side} the sizes tried"
-                rows.append(row)
-                continue
-            grid = np.geomspace(min(n), max(n), 40)
-            a_, b_, c_ = best["coef"]
-            series.append(dict(name=f"parabola {c:.0e}", x=grid, y=a_ * np.log(grid) ** 2 + b_ * np.log(grid) + c_,
-                               color=colors[c], dash="dot", legend=False))
-            series.append(dict(name=f"minimum {c:.0e}", x=[best["n_opt"]], y=[best["loss"]], mode="markers",
-                               symbol="star", size=16, color=colors[c], legend=False))
-            d_opt = c / (6 * best["n_opt"])
-            optima.append((c, best["n_opt"]))
-            rows.append({**row, "N_opt": sc.human(best["n_opt"]), "D_opt": sc.human(d_opt),
-                         "tokens per parameter": f"{d_opt / best['n_opt']:.0f}", "note": "bottom of the U"})
+        for prof in fits.isoflop_profiles(done):
+            c = prof.budget
+            series.append(dict(name=f"C = {c:.0e}", x=prof.n, y=prof.loss, mode="lines+markers", color=colors[c]))
+            row = {"budget C": f"{c:.0e}", "Chinchilla fit's N_opt": numbers.human(laws.chinchilla_optimal(c)["n"]),
+                   "note": prof.note}
+            if prof.best:
+                grid = np.geomspace(min(prof.n), max(prof.n), 40)
+                a_, b_, c_ = prof.best["coef"]
+                series.append(dict(name=f"parabola {c:.0e}", x=grid, y=a_ * np.log(grid) ** 2 + b_ * np.log(grid) + c_,
+                                   color=colors[c], dash="dot", legend=False))
+                series.append(dict(name=f"minimum {c:.0e}", x=[prof.best["n_opt"]], y=[prof.best["loss"]],
+                                   mode="markers", symbol="star", size=16, color=colors[c], legend=False))
+                optima.append((c, prof.best["n_opt"]))
+                row.update({"N_opt": numbers.human(prof.best["n_opt"]), "D_opt": numbers.human(prof.d_opt),
+                            "tokens per parameter": f"{prof.d_opt / prof.best['n_opt']:.0f}"})
+            rows.append(row)
         with right:
             ui.curve_chart(series, "IsoFLOP profiles: final loss against size",
                            xtitle="non-embedding parameters N", ytitle=LOSS, log_x=True,
@@ -312,7 +309,7 @@ with tab_iso:
         if optima:
             ratios = [c / (6 * n * n) for c, n in optima]
             st.markdown(f"Your runs prefer about **{np.median(ratios):.0f} tokens per parameter**; Hoffmann et al. "
-                        f"(2022) found about **{sc.CHINCHILLA_TOKENS_PER_PARAM}** for large models on web text. At "
+                        f"(2022) found about **{laws.CHINCHILLA_TOKENS_PER_PARAM}** for large models on web text. At "
                         "budgets this small a larger model gets only a few dozen optimizer steps, so the best use of "
                         "the compute is a very small model fed many tokens. What carries over is the U itself, and "
                         "that its bottom moves to larger models as the budget grows: compare the budgets.")
@@ -321,43 +318,62 @@ with tab_iso:
     ui.live("sc_iso", draw_iso)
 
 # --- 3. calculator --------------------------------------------------------------------------------
-with tab_calc:
+def calculator_tab() -> None:
+    """From a compute budget to N and D under the published allocations."""
     st.markdown("From a compute budget to the compute-optimal model size N and tokens D, under the two "
                 "published allocations.")
     st.number_input("Training compute C (FLOPs)", min_value=1.0, max_value=1e30, key=f"{P}.flops", format="%.3e",
                     help="5.76e23 is what Gopher and Chinchilla were trained with. 1 PF-day = 8.64e19 FLOPs.")
     C = cfg.flops
     try:
-        chin, kap = sc.chinchilla_optimal(C), sc.kaplan_optimal(C)
+        chin, kap = laws.chinchilla_optimal(C), laws.kaplan_optimal(C)
         if chin["n"] < 1 or chin["d"] < 1:
             raise UserError(f"C = {C:.3g} FLOPs is too small to train any model: the optimum comes out under one "
                             "parameter or one token. Try 1e10 or more.")
     except UserError as e:
         st.error(str(e), icon=":material/error:")
     else:
-        st.table([{"allocation": "Chinchilla (Hoffmann et al. 2022, Approach 3)", "N_opt": sc.human(chin["n"]),
-                   "D_opt (tokens)": sc.human(chin["d"]), "tokens per parameter": f"{chin['tokens_per_param']:.3g}",
-                   "predicted loss": f"{chin['loss']:.2f}"},
-                  {"allocation": "Kaplan et al. 2020", "N_opt": sc.human(kap["n"]), "D_opt (tokens)": sc.human(kap["d"]),
+        eq, ct = laws.chinchilla_equal_scaling(C), laws.CHINCHILLA_AS_TRAINED
+        st.table([{"allocation": "Chinchilla as trained (Hoffmann et al. 2022, table 1; at 5.76e23 FLOPs)",
+                   "N_opt": numbers.human(ct["n"]), "D_opt (tokens)": numbers.human(ct["d"]),
+                   "tokens per parameter": f"{ct['d'] / ct['n']:.3g}",
+                   "predicted loss": f"{laws.chinchilla_loss(ct['n'], ct['d']):.2f}"},
+                  {"allocation": "Chinchilla, Approaches 1–2 (a ≈ b ≈ 0.5: about 20 tokens per parameter)",
+                   "N_opt": numbers.human(eq["n"]), "D_opt (tokens)": numbers.human(eq["d"]),
+                   "tokens per parameter": f"{eq['tokens_per_param']:.3g}", "predicted loss": f"{eq['loss']:.2f}"},
+                  {"allocation": "Chinchilla, Approach 3 (Hoffmann et al. 2022, constants as printed)",
+                   "N_opt": numbers.human(chin["n"]), "D_opt (tokens)": numbers.human(chin["d"]),
+                   "tokens per parameter": f"{chin['tokens_per_param']:.3g}", "predicted loss": f"{chin['loss']:.2f}"},
+                  {"allocation": "Kaplan et al. 2020", "N_opt": numbers.human(kap["n"]), "D_opt (tokens)": numbers.human(kap["d"]),
                    "tokens per parameter": f"{kap['tokens_per_param']:.2g}", "predicted loss": "–"}])
         a, b = st.columns(2)
         a.latex(r"L(N,D) = 1.69 + \frac{406.4}{N^{0.34}} + \frac{410.7}{D^{0.28}}")
         a.caption("Hoffmann 2022, Approach 3 (section 3.3, appendix D.2): minimising it subject to C = 6ND gives "
-                  "N_opt = G·(C/6)^(β/(α+β)) with G = (αA/(βB))^(1/(α+β)), and D_opt = C/(6·N_opt) (eq. 4). Their "
-                  f"Approaches 1 and 2 give about {sc.CHINCHILLA_TOKENS_PER_PARAM} tokens per parameter; the Approach 3 "
-                  "constants as printed give more, a known inconsistency (Besiroglu et al. 2024, arXiv:2404.10102).")
+                  "N_opt = G·(C/6)^(β/(α+β)) with G = (αA/(βB))^(1/(α+β)), and D_opt = C/(6·N_opt) (eq. 4).")
+        st.markdown(
+            "**Why the rows differ.** Approaches 1 and 2 (minimum over training curves; IsoFLOP profiles) found "
+            "N_opt ∝ C^0.50 and C^0.49 (Hoffmann et al. 2022, table 2): parameters and tokens grow together, about "
+            f"{laws.CHINCHILLA_TOKENS_PER_PARAM} tokens per parameter at every budget, and Chinchilla itself was trained "
+            "that way, 70B parameters on 1.4T tokens. Approach 3 fits L(N, D) above; its constants as printed give "
+            "N_opt ∝ C^0.45 and, at Chinchilla's budget, about 32B parameters on 3T tokens (about 93 tokens per "
+            "parameter). Besiroglu et al. 2024 (arXiv:2404.10102) refitted Approach 3 on data reconstructed from the "
+            "paper's figures and found two causes: Hoffmann et al.'s optimizer stopped before convergence (a poor "
+            "choice of loss scale), and the constants printed in the paper are rounded (the TeX source's α = 0.3392, "
+            "β = 0.2849 alone give about 40B). Their refit (E = 1.82, A = 482.01, B = 2085.43, α = 0.3478, "
+            "β = 0.3658) gives about 72B on 1.3T tokens, about 18 tokens per parameter, in line with Approaches 1 "
+            "and 2.")
         b.latex(r"N_{opt} = 1.3\times10^{9}\,\left(C / \text{PF-day}\right)^{0.73}")
         b.caption("Kaplan 2020, figure 14 and table 6 (non-embedding N; 1 PF-day = 8.64e19 FLOPs): most extra "
                   "compute goes into size, ×5.4 per ×10, little into data; here D = C/(6·N). Their runs stopped short "
                   "of convergence on one fixed schedule, which Hoffmann 2022 found biased this towards large models.")
-        lo, hi = sc.CHINCHILLA_RANGE
+        lo, hi = laws.CHINCHILLA_RANGE
         if not lo / 1e3 <= C <= hi * 1e3:
             st.warning(f"{C:.1e} FLOPs is far outside the budgets these laws were measured on (Chinchilla's "
                        f"isoFLOP runs spanned {lo:.0e} to {hi:.0e}): read the numbers as an extrapolation.",
                        icon=":material/warning:")
         cs = np.geomspace(1e9, 1e26, 60)
-        series = [dict(name="Chinchilla N_opt", x=cs, y=[sc.chinchilla_optimal(x)["n"] for x in cs], color="#2ca02c"),
-                  dict(name="Kaplan N_opt", x=cs, y=[sc.kaplan_optimal(x)["n"] for x in cs], color="#9467bd"),
+        series = [dict(name="Chinchilla N_opt", x=cs, y=[laws.chinchilla_optimal(x)["n"] for x in cs], color="#2ca02c"),
+                  dict(name="Kaplan N_opt", x=cs, y=[laws.kaplan_optimal(x)["n"] for x in cs], color="#9467bd"),
                   dict(name="your budget", x=[C, C], y=[chin["n"], kap["n"]], mode="markers", color="black",
                        symbol="x", size=12)]
         if optima := st.session_state.get("_sc_iso_optima"):
@@ -369,10 +385,14 @@ with tab_calc:
                        key="sc_calc_chart", x_power=True)
 
 # --- 4. overfitting -------------------------------------------------------------------------------
-with tab_over:
+def overfit_tab() -> None:
+    """When bigger is not better: a large model memorises a small repeated text."""
     st.markdown("On a **small text repeated for many epochs**, a large model memorises it: its training loss keeps "
                 "falling while its validation loss turns **upward**. A small model cannot memorise and keeps "
-                "improving. Both are trained below, one after the other, on the same characters.")
+                "improving. Both are trained below, one after the other, on the same characters. Bigger is not "
+                "automatically better at a fixed compute budget either: Chinchilla (70B parameters, 1.4T tokens) "
+                "outperformed Gopher (280B parameters, 300B tokens), trained with the same compute, on a large range "
+                "of downstream tasks (Hoffmann et al. 2022, abstract and section 4.2).")
     with st.container(border=True):
         a, b, c = st.columns(3)
         with a:
@@ -383,8 +403,8 @@ with tab_over:
         with c:
             size_slider("Large model N", "of_large")
         c.number_input("Learning-rate scale", 0.1, 10.0, key=f"{P}.of_lr_scale", step=0.25, help=hlp("of_lr_scale"))
-    over = cfg.part(sc.OverfitConfig)
-    if over_plan := try_plan(sc.overfit_plan, over, vocab_of(over.corpus, over.block_size)):
+    over = cfg.part(config.OverfitConfig)
+    if over_plan := try_plan(plans.overfit_plan, over, vocab_of(over.corpus, over.block_size)):
         with st.expander("The two models: parameters and FLOPs"):
             plan_table([s.row() for s in over_plan], ("peak lr",))
     st.caption(f"{over.of_chars:,} characters × {over.of_epochs} epochs = {over.of_chars * over.of_epochs:,} training "
@@ -392,9 +412,9 @@ with tab_over:
                "on unseen text from the same corpus.")
 
     def over_jobs() -> list[dict]:
-        small, large = sc.overfit_plan(over, vocab_of(over.corpus, over.block_size))
+        small, large = plans.overfit_plan(over, vocab_of(over.corpus, over.block_size))
         return [dict(key=over.key(), label="Small and large model", total_steps=small.steps + large.steps,
-                     max_seconds=limits.MAX_JOB_SECONDS, stage="scaling", fn=lambda job: sc.run_overfit(over, job))]
+                     max_seconds=limits.MAX_JOB_SECONDS, stage="scaling", task=Task(experiments.run_overfit, over))]
 
     ui.controls("sc_overfit", over_jobs)
 
@@ -406,21 +426,21 @@ with tab_over:
             return
         series, cols = [], st.columns(2)
         for (role, color), col in zip((("small", "#2ca02c"), ("large", "#d62728")), cols):
-            ev = [r for r in s["records"] if r.get("role") == role and "val_loss" in r]
+            ev = [r for r in s["records"] if r.get("role") == role and "eval_loss" in r]
             if not ev:
                 continue
             ep = [r["tokens"] / per_epoch for r in ev]
             name = f"{role} ({ev[0]['label']})"
             series.append(dict(name=f"{name} train", x=ep, y=[r["train_eval_loss"] for r in ev], color=color))
-            series.append(dict(name=f"{name} validation", x=ep, y=[r["val_loss"] for r in ev], color=color,
+            series.append(dict(name=f"{name} validation", x=ep, y=[r["eval_loss"] for r in ev], color=color,
                                dash="dash", mode="lines+markers", size=5))
-            best = min(ev, key=lambda r: r["val_loss"])
+            best = min(ev, key=lambda r: r["eval_loss"])
             col.markdown(f"**The {name} model**")
             m = col.columns(3)
-            m[0].metric("best validation", f"{best['val_loss']:.3f}", help=f"at epoch {best['tokens'] / per_epoch:.1f}")
-            m[1].metric("validation now", f"{ev[-1]['val_loss']:.3f}", f"{ev[-1]['val_loss'] - best['val_loss']:+.3f}",
+            m[0].metric("best validation", f"{best['eval_loss']:.3f}", help=f"at epoch {best['tokens'] / per_epoch:.1f}")
+            m[1].metric("validation now", f"{ev[-1]['eval_loss']:.3f}", f"{ev[-1]['eval_loss'] - best['eval_loss']:+.3f}",
                         delta_color="inverse")
-            m[2].metric("gap (val − train)", f"{ev[-1]['val_loss'] - ev[-1]['train_eval_loss']:.3f}")
+            m[2].metric("gap (val − train)", f"{ev[-1]['eval_loss'] - ev[-1]['train_eval_loss']:.3f}")
         if series:
             ui.curve_chart(series, "Training (solid) and validation (dashed) loss",
                            xtitle="epochs over the training text", ytitle="loss (nats per character)",
@@ -430,13 +450,14 @@ with tab_over:
     st.info(
         "**The counterpoint.** This is what repeating a tiny text does. When data is *not* repeated, larger models "
         "are the more sample-efficient ones: they reach a given loss with fewer tokens (Kaplan et al. 2020, "
-        f"section 1.1 and figure 2). And repeating data is cheaper than it looks: up to about {sc.MUENNIGHOFF_EPOCHS} "
+        f"section 1.1 and figure 2). And repeating data is cheaper than it looks: up to about {laws.MUENNIGHOFF_EPOCHS} "
         "epochs, repeated tokens are worth almost as much as new ones; only with many more does the value of "
         "repetition decay towards zero (Muennighoff et al. 2023, Scaling Data-Constrained Language Models).",
         icon=":material/menu_book:")
 
 # --- 5. smaller models that keep most of the quality ------------------------------------------------
-with tab_small:
+def smaller_models_tab() -> None:
+    """Keeping most of the quality in fewer parameters: pruning and distillation."""
     st.markdown("Two ways to keep most of a trained model's quality in fewer parameters: **prune** its smallest "
                 "weights, or **distil** it into a smaller student that learns from its predicted probabilities.")
     owner = ui.session_id()
@@ -446,10 +467,10 @@ with tab_small:
     def run_label(name: str) -> str:
         if not name:
             return ("the 200k teacher trained here earlier on Python's docs" if
-                    sc.saved_teacher(cfg.part(sc.DistillConfig).replace(teacher=""), owner)
+                    distill.saved_teacher(cfg.part(config.DistillConfig).replace(teacher=""), owner)
                     else "train a new 200k teacher on Python's docs first")
         r = trained[name]
-        loss = r.summary.get("val_loss")
+        loss = r.summary.get("eval_loss")
         return (f"{'baked default' if r.baked else r.name} · {r.summary.get('params', 0):,} parameters · "
                 f"{r.config.get('corpus')}" + (f" · val loss {loss:.3f}" if loss else ""))
 
@@ -466,10 +487,10 @@ with tab_small:
                 "retraining. **Global** ranks all matrices together; **per-layer** removes the same share of "
                 "each.")
     run_picker("Model to prune", "prune_run", list(trained))
-    prune_cfg = cfg.part(sc.PruneConfig)
-    ui.controls("sc_prune", lambda: [dict(key=prune_cfg.key(), label="Pruning", total_steps=2 * len(sc.SPARSITIES),
+    prune_cfg = cfg.part(config.PruneConfig)
+    ui.controls("sc_prune", lambda: [dict(key=prune_cfg.key(), label="Pruning", total_steps=2 * len(prune.SPARSITIES),
                                           max_seconds=limits.MAX_JOB_SECONDS, stage="scaling",
-                                          fn=lambda job: sc.run_prune(prune_cfg, job))], label="Prune")
+                                          task=Task(prune.run_prune, prune_cfg))], label="Prune")
 
     def draw_prune(snaps: list[dict]) -> None:
         statuses("sc_prune", snaps)
@@ -507,43 +528,43 @@ with tab_small:
     a.number_input("Temperature T", 0.5, 20.0, key=f"{P}.temperature", step=0.5, help=hlp("temperature"))
     b.number_input("Soft-target weight", 0.0, 1.0, key=f"{P}.alpha", step=0.1, help=hlp("alpha"))
     c.number_input("Learning rate", 1e-5, 0.1, key=f"{P}.st_lr", format="%.4f", step=1e-3)
-    dist = cfg.part(sc.DistillConfig)
-    teacher_run = sc.saved_teacher(dist, owner)
+    dist = cfg.part(config.DistillConfig)
+    teacher_run = distill.saved_teacher(dist, owner)
     if teacher_run in trained:
         tc = trained[teacher_run]
         arch, vocab, block = (tc.config.get("arch", "gpt2"), tc.summary.get("vocab_size", 0),
                               tc.config.get("block_size", 64))
     else:
-        arch, block = "gpt2", sc.TEACHER["block"]
-        vocab = vocab_of(sc.TEACHER["corpus"], block)
-    counts = sc.param_counts(arch, dist.st_layers, dist.st_width, vocab, block)
-    tokens = dist.st_steps * sc.DISTILL_BATCH * block
+        arch, block = "gpt2", distill.TEACHER["block"]
+        vocab = vocab_of(distill.TEACHER["corpus"], block)
+    counts = laws.param_counts(arch, dist.st_layers, dist.st_width, vocab, block)
+    tokens = dist.st_steps * distill.DISTILL_BATCH * block
     st.caption(f"Student: {counts['total']:,} parameters (N = {counts['non_embedding']:,}; 12·L·d² = "
                f"{counts['estimate']:,}), {tokens:,} training tokens, 6·N·D = "
-               f"{sc.train_flops(counts['non_embedding'], tokens):.2e} FLOPs each. "
+               f"{laws.train_flops(counts['non_embedding'], tokens):.2e} FLOPs each. "
                + ("" if teacher_run else f"The new teacher (4 layers, width 64) trains {dist.teacher_steps} steps "
                   "first and is saved, so the next run (and the pruning list) reuses it."))
     ui.controls("sc_distill", lambda: [dict(
         key=dist.key(), label="Students", max_seconds=limits.MAX_JOB_SECONDS, stage="scaling",
-        total_steps=2 * dist.st_steps + (0 if sc.saved_teacher(dist, owner) else dist.teacher_steps),
-        fn=lambda job: sc.run_distill(dist, job, owner))])
+        total_steps=2 * dist.st_steps + (0 if distill.saved_teacher(dist, owner) else dist.teacher_steps),
+        task=Task(distill.run_distill, dist, {"owner": owner}))])
 
     def draw_distill(snaps: list[dict]) -> None:
         statuses("sc_distill", snaps)
         s = snaps[0]
         series = []
         for role, color in (("teacher", "#bcbd22"), ("from scratch", "#7f7f7f"), ("distilled", "#9467bd")):
-            ev = [r for r in s["records"] if r.get("role") == role and "val_loss" in r]
+            ev = [r for r in s["records"] if r.get("role") == role and "eval_loss" in r]
             if ev:
-                series.append(dict(name=role, x=[r["model_step"] for r in ev], y=[r["val_loss"] for r in ev],
+                series.append(dict(name=role, x=[r["part_step"] for r in ev], y=[r["eval_loss"] for r in ev],
                                    color=color, mode="lines+markers", size=5,
                                    dash="dot" if role == "teacher" else None))
         info = s["info"]
         if series:
-            t = info.get("teacher_val_loss")
+            t = info.get("teacher_eval_loss")
             ui.curve_chart(series, "Validation loss (true next character)", xtitle="step", ytitle=LOSS,
                            key="sc_distill_chart", hlines=[(t, f"teacher {t:.3f}")] if t else ())
-        done = {r["role"]: r["val_loss"] for r in info.get("students", [])}
+        done = {r["role"]: r["eval_loss"] for r in info.get("students", [])}
         if len(done) == 2:
             m = st.columns(3)
             m[0].metric("from scratch", f"{done['from scratch']:.3f}")
@@ -553,7 +574,21 @@ with tab_small:
                         help=f"{info['student_params']:,} against {info['teacher_params']:,} parameters")
 
     ui.live("sc_distill", draw_distill)
-    st.caption(f"At scale: DistilBERT is {sc.DISTILBERT['smaller']:.0%} smaller and {sc.DISTILBERT['faster']:.0%} "
-               f"faster than BERT-base and keeps {sc.DISTILBERT['glue_kept']:.0%} of its GLUE score "
+    st.caption(f"At scale: DistilBERT is {laws.DISTILBERT['smaller']:.0%} smaller and {laws.DISTILBERT['faster']:.0%} "
+               f"faster than BERT-base and keeps {laws.DISTILBERT['glue_kept']:.0%} of its GLUE score "
                "(Sanh et al. 2019), trained with this soft-target loss plus masked-language modelling and a "
                "cosine loss between hidden states.")
+
+
+tab_sweep, tab_iso, tab_calc, tab_over, tab_small = st.tabs(
+    ["Size sweep", "Compute-optimal size", "Budget calculator", "When bigger is not better", "Smaller models"])
+with tab_sweep:
+    sweep_tab()
+with tab_iso:
+    isoflop_tab()
+with tab_calc:
+    calculator_tab()
+with tab_over:
+    overfit_tab()
+with tab_small:
+    smaller_models_tab()

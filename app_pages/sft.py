@@ -7,12 +7,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import instructions, limits, runs, sft
-from engine.config import UserError
-from engine.instructions import FAMILIES, Example
-from engine.sampling import context_length
-from engine.sft import SFTConfig
 from app_pages import ui
+from engine import sft
+from engine.core import limits, runs
+from engine.core.config import UserError
+from engine.core.report import Task
+from engine.core.sampling import context_length
+from engine.sft import SFTConfig
+from engine.text import instructions
+from engine.text.instructions import FAMILIES, Example
 
 P = "sft"  # widget-key prefix and job slot of this page
 SWEEP = "sft_sweep"
@@ -33,16 +36,9 @@ def builtin_rows(seed: int, n_train: int, families: tuple) -> list[dict]:
     return [vars(e) for e in instructions.build(seed, n_train, families=families)]
 
 
-def load_run(path: str):
-    """ui.load_run, holding the engine's model lock: from_pretrained patches torch process-wide while
-    it builds, and a training job resizing its embeddings meanwhile would get empty tensors."""
-    with sft.model_lock:
-        return ui.load_run(path)
-
-
 @st.cache_resource(max_entries=4, show_spinner=False)
 def chat_tokenizer(base_path: str):
-    return sft.chat_tokenizer(load_run(base_path)[1])
+    return sft.chat_tokenizer(ui.load_run(base_path)[1])
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -101,7 +97,7 @@ data_key = digest(examples)
 try:
     base_path = str(runs.find_run(cfg.base, "pretrain"))
     tok = chat_tokenizer(base_path)
-    ctx = context_length(load_run(base_path)[0])
+    ctx = context_length(ui.load_run(base_path)[0])
     sft.check_vocab(tok, examples)
     if n_cut := count_truncated(base_path, data_key, examples, ctx):
         st.warning(f"{n_cut} rows are longer than the base's context of {ctx} tokens: they keep their answer and "
@@ -152,8 +148,11 @@ cfg = ui.read_config(SFTConfig, P)
 st.caption("AdamW, warmup then cosine decay to a tenth (over the steps, or the time limit if it comes first), "
            "gradients clipped at 1.0; each step draws the families "
            f"equally. Replay: {round(cfg.replay * cfg.batch_size)} of the {cfg.batch_size} rows in each batch are "
-           "windows of the base's own corpus, still trained to predict the next token (InstructGPT's "
-           "pretraining mix). Measured with the defaults: without replay the loss on the base's own text rose "
+           "windows of the base's own corpus, still trained to predict the next token, and their loss is added to "
+           "the instruction loss with weight 1: replay (rehearsal) of pretraining text during SFT, against "
+           "forgetting. It is not InstructGPT's PPO-ptx, which mixed pretraining gradients into the objective of "
+           "the RL stage, the γ term of its eq. 2, not into SFT (Ouyang et al. 2022, §3.5). Measured with the "
+           "defaults: without replay the loss on the base's own text rose "
            "from 0.17 to 6.0 (worse than a uniform guess, 4.6) and facts fell to 2% held-out accuracy, while the "
            "transformations learned a little faster; with a quarter replayed, 0.68 and 73%.")
 
@@ -167,7 +166,7 @@ def submissions() -> list[dict]:
     owner, rows = ui.session_id(), list(examples)
     return [dict(key=one.key("train", data_key), label=LABELS[one.mask_prompt], total_steps=one.steps,
                  max_seconds=one.max_seconds, stage="sft",
-                 fn=lambda job, one=one: sft.run(one, job, rows, owner=owner))
+                 task=Task(sft.run, one, {"examples": rows, "owner": owner}))
             for one in cfg.variants()]
 
 
@@ -179,14 +178,13 @@ def train_loss(r: dict) -> float:
 
 
 def draw(snaps: list[dict]) -> None:
-    by_id = {j.id: j for j in ui.jobs_of(P)}
     for s in snaps:
-        ui.status_line(s, by_id.get(s["id"]))
+        ui.status_line(s)
     loss, acc, forget = [], [], []
     for s in snaps:
         tr = [r for r in s["records"] if "loss" in r]
         ev = [r for r in s["records"] if "eval_loss" in r]
-        base = [r for r in s["records"] if "base_val_loss" in r]
+        base = [r for r in s["records"] if "base_eval_loss" in r]
         color, name = COLORS.get(s["label"]), s["label"]
         if tr:
             loss.append(dict(name=f"train, {name}", x=[r["step"] for r in tr], y=ui.smooth([train_loss(r) for r in tr]),
@@ -197,7 +195,7 @@ def draw(snaps: list[dict]) -> None:
             acc.append(dict(name=f"all families, {name}", x=[r["step"] for r in ev], y=[r["eval_accuracy"] for r in ev],
                             color=color, markers=True))
         if base:
-            forget.append(dict(name=name, x=[r["step"] for r in base], y=[r["base_val_loss"] for r in base],
+            forget.append(dict(name=name, x=[r["step"] for r in base], y=[r["base_eval_loss"] for r in base],
                                color=color, markers=True))
     if not loss:
         return
@@ -233,7 +231,7 @@ def draw(snaps: list[dict]) -> None:
         m[2].metric("eval_loss", f"{ev['eval_loss']:.3f}" if ev else "–", help="held-out rows, answer tokens only")
         m[3].metric("eval_accuracy", f"{ev['eval_accuracy']:.0%}" if ev else "–",
                     help="held-out answers the model writes exactly, with greedy decoding (teacher-forced check)")
-        m[4].metric("base val loss", f"{ev['base_val_loss']:.3f}" if ev and "base_val_loss" in ev else "–",
+        m[4].metric("base val loss", f"{ev['base_eval_loss']:.3f}" if ev and "base_eval_loss" in ev else "–",
                     help="the base's own validation text: rising means forgetting")
         m[5].metric("tokens/s", f"{last['tokens_per_sec']:,.0f}" if last else "–")
 
@@ -258,7 +256,7 @@ if finished:
                    "one. Greedy takes the likeliest token each time; sampled draws at temperature 0.8. ✓ means the "
                    "answer is exactly the expected one, ✗ that it is not. Step 0 of the accuracy curve is the base on "
                    "every held-out prompt.")
-    model, tuned_tok, info = load_run(job.result)
+    model, tuned_tok, info = ui.load_run(job.result)
     st.markdown(f"Saved as run `{info.path.name}` (stage **sft**, parent `{info.parent}`). "
                 "The RLHF and constitutional AI pages can start from it. The zip is a transformers folder: "
                 "`AutoModelForCausalLM.from_pretrained(folder)`, and `AutoTokenizer.from_pretrained(folder)` "
@@ -290,16 +288,15 @@ def sweep_submission() -> list[dict]:
     sizes, rows = cfg.sizes(), list(examples)
     return [dict(key=cfg.key("sweep", data_key), label="data sweep", total_steps=cfg.steps * len(sizes),
                  max_seconds=limits.MAX_JOB_SECONDS, stage="sft",
-                 fn=lambda job: sft.sweep(cfg, job, rows))]
+                 task=Task(sft.sweep, cfg, {"examples": rows}))]
 
 
 ui.controls(SWEEP, sweep_submission, label="Run")
 
 
 def draw_sweep(snaps: list[dict]) -> None:
-    by_id = {j.id: j for j in ui.jobs_of(SWEEP)}
     s = snaps[0]
-    ui.status_line(s, by_id.get(s["id"]))
+    ui.status_line(s)
     pts = [r for r in s["records"] if "n_train" in r]
     if not pts:
         return

@@ -12,13 +12,14 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-import pandas  # noqa: F401  first import here: codecarbon imports it in job threads, and a
-import plotly.graph_objects as go  # half-imported pandas there crashed a page's plotly (seen)
+import pandas  # first imported here: codecarbon imports it in job threads, and a half-imported
+import plotly.graph_objects as go  # pandas there crashed a page's plotly (seen)
 import streamlit as st
 
-from engine import limits, runs
-from engine.config import StageConfig, UserError
-from engine.jobs import Job, JobRunner
+from engine.core import limits, runs
+from engine.core.config import StageConfig, UserError
+from engine.core.jobs import Job, JobRunner
+from engine.core.ledger import LEDGER
 
 MAX_POINTS = 500  # a 10,000-point figure cost 34 ms and 242 KiB per refresh per tab
 
@@ -35,7 +36,9 @@ class _Session:
 
 
 def _release(session: _Session) -> None:
-    runner().stop_owner(session.id)  # the tab closed: free its slots
+    """The tab closed: free its slots; its energy stays in the app's totals, not as a session."""
+    runner().stop_owner(session.id)
+    LEDGER.forget(session.id)
 
 
 @st.cache_resource(scope="session", on_release=_release)
@@ -105,7 +108,30 @@ def read_config(cls: type[StageConfig], prefix: str) -> StageConfig:
 
 
 def widget_help(cls: type[StageConfig], name: str) -> str:
-    return next(f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name)
+    return cls.meta(name).get("help", "")
+
+
+def fit_widgets(cls: type[StageConfig], prefix: str) -> None:
+    """A link may carry any value the config accepts; one its widget cannot show (outside the
+    field's `shown` bounds, or between its `options`) is clamped or snapped to the nearest option,
+    with a notice. Streamlit would reset it to the widget's minimum without a word, or raise."""
+    for f in dataclasses.fields(cls):
+        key, value = f"{prefix}.{f.name}", st.session_state.get(f"{prefix}.{f.name}")
+        fixed = cls.fit(f.name, value)
+        if fixed != value:
+            st.session_state[key] = fixed
+            st.toast(f"{f.name}={value:g} is not one this page offers: using {fixed:g}.", icon="⚠️")
+
+
+def bounds(cls: type[StageConfig], name: str) -> tuple:
+    """(min, max) of the field's widget: its `shown` bounds, else the range the engine accepts."""
+    meta = cls.meta(name)
+    return meta.get("shown", meta.get("range"))
+
+
+def options(cls: type[StageConfig], name: str) -> tuple:
+    """The values the field's select slider offers."""
+    return cls.meta(name)["options"]
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -175,8 +201,8 @@ def _reset(slot: str) -> None:
 
 
 def live(slot: str, draw: Callable[[list[dict]], None]) -> None:
-    """Redraw `draw(snapshots)` twice a second while this slot's jobs run; once they end,
-    rerun the whole page once so post-training sections appear."""
+    """Redraw `draw(snapshots)` twice a second while this slot's jobs run; once they end, offer
+    their metrics as a CSV and rerun the whole page once so post-training sections appear."""
     active = any(j.active for j in jobs_of(slot))
 
     @st.fragment(run_every=0.5 if active else None)
@@ -184,15 +210,18 @@ def live(slot: str, draw: Callable[[list[dict]], None]) -> None:
         jobs = jobs_of(slot)
         if not jobs:
             return
-        draw([j.snapshot() for j in jobs])
-        if st.session_state.get(f"_live_{slot}") and not any(j.active for j in jobs):
-            st.session_state[f"_live_{slot}"] = False
-            st.rerun()
+        snaps = [j.snapshot() for j in jobs]
+        draw(snaps)
+        if not any(j.active for j in jobs):
+            download_metrics(snaps, slot)
+            if st.session_state.get(f"_live_{slot}"):
+                st.session_state[f"_live_{slot}"] = False
+                st.rerun()
 
     view()
 
 
-def status_line(snap: dict, job: Job | None) -> None:
+def status_line(snap: dict) -> None:
     """Queue place, progress with ETA, or how the run ended."""
     s = snap["status"]
     name = snap["label"]
@@ -200,9 +229,9 @@ def status_line(snap: dict, job: Job | None) -> None:
         st.info(f"{name}: waiting for a free slot, number {snap['queue_position']} in the queue "
                 f"(about {snap['queue_eta']:.0f} s).", icon=":material/hourglass_top:")
         return
-    frac, eta = job.progress() if job else (1.0, 0.0)
+    frac, eta = snap["progress"], snap["eta"]
     if s in ("running", "paused"):
-        left = f"about {eta:.0f} s left" if eta is not None else "starting"
+        left = f"about {eta:.0f} s left" if eta is not None else (snap["message"] or "starting")
         st.progress(frac, text=f"{name}: {'paused · ' if s == 'paused' else ''}{frac:.0%} · {left}")
     elif s == "failed":
         st.error(f"{name}: {snap['message']}", icon=":material/error:")
@@ -309,7 +338,18 @@ def jsonl_upload(up, parse: Callable[[bytes], tuple[list, list[str]]], noun: str
 
 @st.cache_resource(max_entries=6)
 def load_run(path: str):
+    """A saved run's model, tokenizer and info, kept for the next rerun (the few most recent)."""
     return runs.load_run(path)
+
+
+def download_metrics(snaps: list[dict], key: str) -> None:
+    """Every record of these jobs as one CSV (a "job" column tells them apart), as TensorBoard and
+    TRL's loggers export them: for a spreadsheet or pandas."""
+    rows = [{"job": s["label"], **r} for s in snaps for r in s["records"]]
+    if rows:
+        st.download_button("Download metrics (CSV)", data=pandas.DataFrame(rows).to_csv(index=False),
+                           file_name=f"{key}-metrics.csv", mime="text/csv", key=f"{key}_csv", on_click="ignore",
+                           icon=":material/table:")
 
 
 def download_run(path: str, key: str) -> None:

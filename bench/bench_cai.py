@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LLMX_RUNS_DIR", tempfile.mkdtemp(prefix="bench_cai_"))
 
-from engine import cai  # noqa: E402
-from engine.loop import Recorder  # noqa: E402
+from engine.cai import config as cai  # noqa: E402
+from engine.cai import run as cai_run
+from engine.core.report import Recorder  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
         cfg = cai.CAIConfig(seed=seed, **{"compare_human": args.compare, **cai.PRESETS.get(args.preset, {})})
         load0 = os.getloadavg()[0]
         rec, t0 = Recorder(), time.perf_counter()
-        cai.run(cfg, rec)
+        cai_run.run(cfg, rec)
         wall = time.perf_counter() - t0
         info = rec.info
         print(f"\nseed {seed}: {wall:.1f} s wall; load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after")

@@ -15,8 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import datasets  # noqa: E402
 
-from engine.cleaning import clean  # noqa: E402
-from engine.crawl import CrawlConfig, build_crawl  # noqa: E402
+from engine.data.cleaning import clean  # noqa: E402
+from engine.data.crawl import CrawlConfig, build_crawl  # noqa: E402
 
 
 def main():
@@ -44,7 +44,7 @@ def main():
     print("stages (last run): " + ", ".join(f"{f['stage']} {f['seconds']:.2f}" for f in res.funnel))
 
     if args.quality:
-        from engine.quality import QualityConfig, encoder, quality_filter
+        from engine.data.quality import QualityConfig, encoder, quality_filter
 
         t = time.perf_counter()
         encoder()

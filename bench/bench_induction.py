@@ -16,18 +16,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine.induction import InductionConfig, run  # noqa: E402
-from engine.jobs import Job  # noqa: E402
+from engine.attention.induction import InductionConfig, fit  # noqa: E402
+from engine.core.report import Recorder  # noqa: E402
 
 SCORE, LOSS = 0.3, 1.0
 
 
-class TimedJob(Job):
+class TimedRecorder(Recorder):
     """Stamps each record with this process's CPU seconds: on a busy machine wall time
     stretches with other people's load; one thread's CPU time is what an idle core would take."""
 
-    def __init__(self, *args):
-        super().__init__(*args)
+    def __init__(self):
+        super().__init__()
         self.cpu0 = time.process_time()
 
     def emit(self, record: dict) -> None:
@@ -53,8 +53,8 @@ def main() -> None:
     found = []
     for seed in args.seeds:
         cfg = InductionConfig(seed=seed, steps=args.steps, init_std=args.init_std, max_seconds=300)
-        job = TimedJob(cfg.key(), None, "bench", "induction", cfg.steps, cfg.max_seconds)
-        run(cfg, job, save=False)
+        job = TimedRecorder()
+        fit(cfg, job)
         score = first(job.records, lambda r: r["induction_score"] >= SCORE)
         loss = first(job.records, lambda r: r["loss_repeat"] < LOSS)
         end = [r for r in job.records if "induction_score" in r][-1]

@@ -29,9 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LLMX_RUNS_DIR", tempfile.mkdtemp(prefix="llmx-leaks-runs-"))
 os.environ.setdefault("CODECARBON_LOG_LEVEL", "error")
 
-from engine import limits, pretrain  # noqa: E402
-from engine.jobs import JobRunner  # noqa: E402
-from engine.pretrain import PretrainConfig  # noqa: E402
+from engine import pretraining as pretrain
+from engine.core import limits  # noqa: E402
+from engine.core.jobs import JobRunner  # noqa: E402
+from engine.core.report import Task  # noqa: E402
+from engine.pretraining import PretrainConfig  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -43,7 +45,7 @@ def rss_mb() -> float:
 
 def cycle(runner: JobRunner, i: int, stop_midway: bool) -> str:
     cfg = PretrainConfig(size="50k", steps=60, eval_every=20, sample_every=60, warmup=5, seed=i, max_seconds=20)
-    job = runner.submit(key=cfg.key(), fn=lambda j: pretrain.run(cfg, j, owner="leaks"), owner="leaks",
+    job = runner.submit(key=cfg.key(), task=Task(pretrain.run, cfg, {"owner": "leaks"}), owner="leaks",
                         label="leak", total_steps=cfg.steps, max_seconds=cfg.max_seconds)
     if stop_midway:
         while job.status == "queued" or (job.active and not job.records):
@@ -74,7 +76,8 @@ def engine_cycles(n: int) -> list[dict]:
 
 
 def app_cycles(n: int) -> list[dict]:
-    from bench_load import PARAMS, Server, Visitor
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from visitors import PARAMS, Server, Visitor
 
     server = Server()
     rows = []

@@ -19,12 +19,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import loop, pretrain  # noqa: E402
-from engine.jobs import JobRunner  # noqa: E402
-from engine.models import build_model  # noqa: E402
-from engine.pretrain import PretrainConfig  # noqa: E402
-from engine.tokenizer import char_tokenizer, encode  # noqa: E402
 from reference_gpt import GPT  # noqa: E402
+
+from engine import pretraining as pretrain
+from engine.core import loop  # noqa: E402
+from engine.core.jobs import JobRunner  # noqa: E402
+from engine.core.models import build_model  # noqa: E402
+from engine.core.report import Recorder, Task  # noqa: E402
+from engine.core.tokenizer import char_tokenizer, encode  # noqa: E402
+from engine.pretraining import PretrainConfig  # noqa: E402
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 NANO = dict(n_layer=4, n_head=4, n_embd=128, block=64, batch=12, lr=1e-3, warmup=100)
@@ -79,7 +82,7 @@ def bare_loop(model, bs, s: loop.LoopSettings, forward):
 
 
 @torch.no_grad()
-def val_loss(model, val, forward, n=100):
+def eval_loss(model, val, forward, n=100):
     model.eval()
     losses = [forward(model, x).item() for x in batches(val, n, seed=1)]
     model.train()
@@ -110,7 +113,7 @@ def overhead(tok, train, steps=300):
                 bare_loop(model, bs, s, hf_forward)
             else:
                 it = iter(bs)
-                loop.train(model, lambda m, b: hf_forward(m, b["x"]), lambda step: {"x": next(it)}, s, loop.Recorder())
+                loop.train(model, lambda m, b: hf_forward(m, b["x"]), lambda step: {"x": next(it)}, s, Recorder())
             res[name].append((time.perf_counter() - t) / steps)
     return min(res["bare"]), min(res["engine"])
 
@@ -120,16 +123,16 @@ def nanogpt_shape(tok, train, val, steps):
     s = settings(steps)
     out = {}
     model = engine_model(tok)
-    rep = loop.Recorder()
+    rep = Recorder()
     it = iter(bs)
     t = time.perf_counter()
     loop.train(model, lambda m, b: hf_forward(m, b["x"]), lambda step: {"x": next(it)}, s, rep)
-    out["engine"] = ((time.perf_counter() - t) / steps, val_loss(model, val, hf_forward))
+    out["engine"] = ((time.perf_counter() - t) / steps, eval_loss(model, val, hf_forward))
     torch.manual_seed(0)
     ref = GPT(len(tok), NANO["block"], NANO["n_layer"], NANO["n_head"], NANO["n_embd"])
     t = time.perf_counter()
     bare_loop(ref, bs, settings(steps).__class__(**{**settings(steps).__dict__, "bf16": False}), ref_forward)
-    out["reference fp32"] = ((time.perf_counter() - t) / steps, val_loss(ref, val, ref_forward))
+    out["reference fp32"] = ((time.perf_counter() - t) / steps, eval_loss(ref, val, ref_forward))
     return out
 
 
@@ -138,7 +141,7 @@ def default_preset():
     cfg = PretrainConfig()
     pretrain.prepare(cfg, pretrain.load_text(cfg))  # the page tokenizes in the click's callback
     t0 = time.perf_counter()
-    job = runner.submit("bench", lambda j: pretrain.run(cfg, j, save=False), owner="bench",
+    job = runner.submit("bench", Task(pretrain.run, cfg), owner="bench",
                         total_steps=cfg.steps, max_seconds=cfg.max_seconds)
     first = None
     while job.active:
@@ -146,7 +149,7 @@ def default_preset():
             first = time.perf_counter() - t0
         time.sleep(0.01)
     total = time.perf_counter() - t0
-    val = [r["val_loss"] for r in job.records if "val_loss" in r]
+    val = [r["eval_loss"] for r in job.records if "eval_loss" in r]
     return first, total, val[-1], job.info["uniform_loss"], job.samples[-1]["text"], job.status, job.message
 
 

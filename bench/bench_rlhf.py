@@ -20,8 +20,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import preferences, rlhf  # noqa: E402
-from engine.loop import Recorder  # noqa: E402
+from engine.core.report import Recorder  # noqa: E402
+from engine.rlhf import preferences, recipe  # noqa: E402
+from engine.rlhf.config import RLHFConfig  # noqa: E402
+from engine.rlhf.dpo import fit_dpo  # noqa: E402
+from engine.rlhf.policy import checked  # noqa: E402
+from engine.rlhf.ppo import fit_ppo  # noqa: E402
+from engine.rlhf.reward_model import fit_reward_model  # noqa: E402
 
 
 def timed(fn):
@@ -55,16 +60,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"cores: {os.cpu_count()}, torch threads: {args.threads}, load average {os.getloadavg()[0]:.1f}")
     for seed in [int(s) for s in args.seeds.split(",")]:
-        cfg = rlhf.RLHFConfig(seed=seed)
+        cfg = RLHFConfig(seed=seed)
         gold = preferences.gold_fn(cfg.taste)
-        pairs, t_lab = timed(lambda: rlhf.simulated_pairs(cfg))
+        pairs, t_lab = timed(lambda: recipe.simulated_pairs(cfg))
         right = sum(gold(p.prompt, p.chosen) > gold(p.prompt, p.rejected) for p in pairs) / len(pairs)
         print(f"seed {seed}, taste {cfg.taste}: {len(pairs)} pairs labelled in {t_lab:.1f} s "
               f"({right:.0%} agree with the gold reward; noise {cfg.noise:.0%})")
         rec = Recorder()
-        (rm, _), t_rm = timed(lambda: rlhf.train_reward_model(cfg, rec, pairs, save=False, gold=gold))
+        trained, t_rm = timed(lambda: fit_reward_model(cfg, rec, pairs, gold=gold))
+        rm = trained.model
         k = rec.info["kept"]
-        test = rlhf._checked(pairs, cfg.batch_size, validate=True)[2]
+        test = checked(pairs, cfg.batch_size, validate=True)[2]
         ceiling = sum(gold(p.prompt, p.chosen) > gold(p.prompt, p.rejected) for p in test) / len(test)
         print(f"  reward model: {cfg.rm_steps} steps in {t_rm:.1f} s ({rec.info['train_pairs']} train / "
               f"{rec.info['val_pairs']} validation / {rec.info['test_pairs']} test pairs); kept step {k['kept_step']} "
@@ -74,9 +80,9 @@ def main() -> None:
             rec = Recorder()
             c = cfg.replace(method=method)
             if method == "ppo":
-                _, t = timed(lambda: rlhf.train_ppo(c, rec, rm, save=False, gold=gold))
+                _, t = timed(lambda: fit_ppo(c, rec, rm, gold=gold))
             else:
-                _, t = timed(lambda: rlhf.train_dpo(c, rec, pairs, save=False, gold=gold))
+                _, t = timed(lambda: fit_dpo(c, rec, pairs, gold=gold))
             g = gold_curve(rec)
             print(f"  {method}: {c.steps} steps in {t:.1f} s; held-out gold reward {g[0]:.2f} (SFT) -> {g[-1]:.2f} "
                   f"({g[-1] - g[0]:+.2f}); reward model + {method}: {t_lab + t_rm + t:.1f} s with labelling")
@@ -85,7 +91,7 @@ def main() -> None:
             for kl in (0.0, cfg.kl_coef):
                 rec = Recorder()
                 c = cfg.replace(method="ppo", kl_coef=kl, steps=300, lr=3e-4, max_seconds=300)
-                _, t = timed(lambda: rlhf.train_ppo(c, rec, rm, save=False, gold=gold))
+                _, t = timed(lambda: fit_ppo(c, rec, rm, gold=gold))
                 print(f"  PPO, KL coefficient {kl}, lr {c.lr}, {c.steps} steps ({t:.0f} s):\n{windows(rec)}")
                 print("    greedy answers after: " + " | ".join(r["tuned"] for r in rec.info["before_after"]))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

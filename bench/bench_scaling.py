@@ -18,69 +18,70 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # A fresh run store: the saved teacher must not be reused, and benchmark runs stay out of the app's lists.
 os.environ["LLMX_RUNS_DIR"] = tempfile.mkdtemp(prefix="bench-scaling-")
 
-from engine import scaling as sc  # noqa: E402
-from engine.jobs import JobRunner  # noqa: E402
+from engine.core.jobs import JobRunner  # noqa: E402
+from engine.core.report import Task  # noqa: E402
+from engine.scaling import config, distill, experiments, fits, plans, training  # noqa: E402
 
 
 def load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def timed(runner: JobRunner, name: str, fn, total_steps: int):
+def timed(runner: JobRunner, name: str, task: Task, total_steps: int):
     t0 = time.perf_counter()
-    job = runner.submit(name, fn, owner="bench", total_steps=total_steps, stage="scaling", replay=False)
+    job = runner.submit(name, task, owner="bench", total_steps=total_steps, stage="scaling", replay=False)
     while job.active:
         time.sleep(0.1)
     return job, time.perf_counter() - t0
 
 
 def sweep(runner: JobRunner) -> None:
-    cfg = sc.SweepConfig()
-    corpus = sc.load_corpus(cfg.corpus, cfg.block_size)   # the page tokenizes before the click, too
-    plan = sc.sweep_plan(cfg, len(corpus.tokenizer))
+    cfg = config.SweepConfig()
+    corpus = training.load_corpus(cfg.corpus, cfg.block_size)   # the page tokenizes before the click, too
+    plan = plans.sweep_plan(cfg, len(corpus.tokenizer))
     print(f"1. default size sweep: {len(plan)} models, {plan[0].tokens:,} tokens each, {cfg.corpus} (load {load()})")
-    job, secs = timed(runner, "sweep", lambda j: sc.run_sweep(cfg, j), sum(s.steps for s in plan))
+    job, secs = timed(runner, "sweep", Task(experiments.run_sweep, cfg), sum(s.steps for s in plan))
     for m in job.info.get("models", []):
         print(f"   N = {m['N (non-embedding)']:>9,}  ({m['layers']} layers, width {m['width']:>3})  "
-              f"final val loss {m['val_loss']:.3f}  {m['seconds']:5.1f} s")
+              f"final val loss {m['eval_loss']:.3f}  {m['seconds']:5.1f} s")
     done = [m for m in job.info.get("models", []) if m["status"] == "done"]
-    n, loss = [m["N (non-embedding)"] for m in done], [m["val_loss"] for m in done]
+    n, loss = [m["N (non-embedding)"] for m in done], [m["eval_loss"] for m in done]
     for floor in (True, False):
-        f = sc.fit_power_law(n, loss, floor=floor)
+        f = fits.fit_power_law(n, loss, floor=floor)
         print(f"   fit {'E + A/N^alpha' if floor else 'A/N^alpha    '}: alpha = {f.alpha:.3f} ± {f.alpha_std:.3f} "
               f"(68%: {f.alpha_range[0]:.3f} to {f.alpha_range[1]:.3f}), E = {f.E:.2f}, rms {f.rms:.4f}")
     print(f"   {job.status} in {secs:.1f} s (target < 180 s) {job.message} (load {load()})")
 
 
-def distill(runner: JobRunner) -> None:
-    cfg = sc.DistillConfig()
+def distillation(runner: JobRunner) -> None:
+    cfg = config.DistillConfig()
     print(f"2. distillation: teacher {cfg.teacher_steps} steps, students {cfg.st_steps} steps each (load {load()})")
-    job, secs = timed(runner, "distill", lambda j: sc.run_distill(cfg, j, "bench"),
+    job, secs = timed(runner, "distill", Task(distill.run_distill, cfg, {"owner": "bench"}),
                       cfg.teacher_steps + 2 * cfg.st_steps)
     got = {s["role"]: s for s in job.info.get("students", [])}
     for role, s in got.items():
-        print(f"   {role:>12}: val loss {s['val_loss']:.3f} in {s['seconds']:.1f} s")
-    print(f"   teacher val loss {job.info.get('teacher_val_loss', float('nan')):.3f}, "
+        print(f"   {role:>12}: val loss {s['eval_loss']:.3f} in {s['seconds']:.1f} s")
+    print(f"   teacher val loss {job.info.get('teacher_eval_loss', float('nan')):.3f}, "
           f"{job.info.get('teacher_params', 0):,} vs {job.info.get('student_params', 0):,} parameters")
     print(f"   {job.status} in {secs:.1f} s (target < 90 s) {job.message} (load {load()})")
 
 
 def others(runner: JobRunner) -> None:
-    iso = sc.IsoConfig()
-    plan, _ = sc.iso_plan(iso, 107)
-    job, secs = timed(runner, "iso", lambda j: sc.run_isoflop(iso, j), sum(s.steps for _, s in plan))
+    iso = config.IsoConfig()
+    plan, _ = plans.iso_plan(iso, 107)
+    job, secs = timed(runner, "iso", Task(experiments.run_isoflop, iso), sum(s.steps for _, s in plan))
     print(f"3. isoFLOP default ({iso.budgets}): {job.status} in {secs:.1f} s {job.message}")
     for c in iso.budget_list():
         runs = [r for r in job.info.get("runs", []) if r["budget"] == c and r["status"] == "done"]
-        best = sc.parabola_min([r["N (non-embedding)"] for r in runs], [r["val_loss"] for r in runs])
+        best = fits.parabola_min([r["N (non-embedding)"] for r in runs], [r["eval_loss"] for r in runs])
         bottom = (f"bottom of the U at N = {best['n_opt']:,.0f}, D/N = {c / 6 / best['n_opt'] ** 2:.0f}"
                   if best and best["inside"] else "no U inside the sizes tried")
-        print(f"   C = {c:.0e}: " + ", ".join(f"{r['model']} {r['val_loss']:.3f}" for r in runs) + f"; {bottom}")
-    over = sc.OverfitConfig()
-    job, secs = timed(runner, "overfit", lambda j: sc.run_overfit(over, j), 1)
+        print(f"   C = {c:.0e}: " + ", ".join(f"{r['model']} {r['eval_loss']:.3f}" for r in runs) + f"; {bottom}")
+    over = config.OverfitConfig()
+    job, secs = timed(runner, "overfit", Task(experiments.run_overfit, over), 1)
     print(f"4. overfitting default: {job.status} in {secs:.1f} s")
     for m in job.info.get("models", []):
-        ev = [r["val_loss"] for r in job.records if r.get("role") == m["role"] and "val_loss" in r]
+        ev = [r["eval_loss"] for r in job.records if r.get("role") == m["role"] and "eval_loss" in r]
         print(f"   {m['role']} {m['model']}: best val {min(ev):.3f}, final val {ev[-1]:.3f}, "
               f"final train {m['train_eval_loss']:.3f}")
 
@@ -92,7 +93,7 @@ def main():
     print(f"{os.cpu_count()} cores; load average {load()} (1, 5, 15 min): a shared machine makes these noisy\n")
     runner = JobRunner(measure_energy=False)
     sweep(runner)
-    distill(runner)
+    distillation(runner)
     if a.all:
         others(runner)
 

@@ -19,10 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.loop import Recorder  # noqa: E402
 from engine import sft  # noqa: E402
-from engine.instructions import FAMILIES  # noqa: E402
-from engine.sampling import generate  # noqa: E402
+from engine.core.report import Recorder  # noqa: E402
+from engine.core.sampling import generate  # noqa: E402
+from engine.text.instructions import FAMILIES  # noqa: E402
 
 
 def facts_ceiling(cfg, examples) -> float:
@@ -56,7 +56,8 @@ def main() -> None:
         cfg = sft.SFTConfig(seed=seed, **({"steps": args.steps} if args.steps else {}))
         load0 = os.getloadavg()[0]
         rep, t0, c0 = Recorder(), time.perf_counter(), time.process_time()
-        model, tok = sft.run(cfg, rep, save=False)
+        trained = sft.fit(cfg, rep)
+        model, tok = trained.model, trained.tokenizer
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         evals = [r for r in rep.records if "eval_accuracy" in r]
         steps = max(r["step"] for r in rep.records if "loss" in r)
@@ -64,8 +65,8 @@ def main() -> None:
         print(row(f"seed {seed} tuned", evals[-1], fams))
         print(f"  {steps} steps, training {evals[-1]['elapsed']:.1f} s, whole run {wall:.1f} s wall / {cpu:.1f} s CPU; "
               f"load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after; "
-              f"base corpus val loss {evals[0]['base_val_loss']:.2f} -> {evals[-1]['base_val_loss']:.2f}"
-              + (f"; {rep.message}" if rep.message else ""))
+              f"base corpus val loss {evals[0]['base_eval_loss']:.2f} -> {evals[-1]['base_eval_loss']:.2f}"
+              + (f"; {trained.loop.message}" if trained.loop.message else ""))
         test = [e for e in sft.default_examples(cfg) if e.split == "test"]
         greedy = sum(sft.answer(model, tok, e.prompt) == e.completion for e in test) / len(test)
         print(f"  greedy generation on all {len(test)} held-out prompts: {greedy:.1%} "

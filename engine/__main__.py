@@ -7,42 +7,47 @@ import dataclasses
 import sys
 import typing
 
-from .config import UserError
-from .loop import Recorder
+from engine.core.config import UserError
+from engine.core.report import Recorder, StageResult
 
 
 def _stages() -> dict:
-    """name -> (config class, run(cfg, reporter, save) -> saved folder or model). Imported here, not at
-    the top, so `--help` stays quick."""
-    from . import cai, rlhf, sft
-    from .pretrain import PretrainConfig
+    """name -> (config class, run(cfg, reporter) -> StageResult). Imported here, not at the top,
+    so `--help` stays quick."""
+    from engine import pretraining, sft
+    from engine.cai import run as cai
+    from engine.cai.config import CAIConfig
+    from engine.rlhf import recipe
+    from engine.rlhf.config import RLHFConfig
 
-    def run_rlhf(cfg, rep, save):   # the page's two steps: a reward model (PPO needs it), then the policy
-        rlhf.run_reward(cfg, rep)
-        return rlhf.run_policy(cfg, rep)
+    def run_rlhf(cfg, rep):   # the page's two steps: a reward model (PPO needs it on disk), then the policy
+        recipe.run_reward(cfg, rep)
+        return recipe.run_policy(cfg, rep)
 
-    return {"pretrain": (PretrainConfig, None),
-            "sft": (sft.SFTConfig, lambda cfg, rep, save: sft.run(cfg, rep, save=save)),
-            "rlhf": (rlhf.RLHFConfig, run_rlhf),   # saved: PPO needs the reward model on disk
-            "cai": (cai.CAIConfig, lambda cfg, rep, save: cai.run(cfg, rep))}
+    return {"pretrain": (pretraining.PretrainConfig, pretraining.run), "sft": (sft.SFTConfig, sft.run),
+            "rlhf": (RLHFConfig, run_rlhf), "cai": (CAIConfig, cai.run)}
 
 
 class ConsoleReporter(Recorder):
-    """Prints the curve and the samples as they come."""
+    """Prints the curve, the samples and what the stage says, as they come."""
 
     def emit(self, r: dict) -> None:
         super().emit(r)
         evals = {k: v for k, v in r.items() if k.startswith(("val_", "eval_")) and isinstance(v, float)}
-        if "val_loss" in r:
-            last = next((x["loss"] for x in reversed(self.records) if "loss" in x), float("nan"))
-            print(f"step {r['step']:>6}  train {last:.4f}  val {r['val_loss']:.4f}  ({r['elapsed']:.1f}s)", flush=True)
-        elif evals:
-            shown = "  ".join(f"{k} {v:.3f}" for k, v in list(evals.items())[:6])
-            print(f"step {r['step']:>6}  {shown}  ({r.get('elapsed', 0):.1f}s)", flush=True)
+        if evals and "loss" not in r:   # an evaluation: its metrics, and the last training loss before it
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in list(evals.items())[:6])
+            last = next((x["loss"] for x in reversed(self.records) if "loss" in x), None)
+            train = f"  train {last:.4f}" if last is not None else ""
+            print(f"step {r['step']:>6}  {shown}{train}  ({r.get('elapsed', 0):.1f}s)", flush=True)
 
     def add_sample(self, s: dict) -> None:
         super().add_sample(s)
         print(f"  sample @ {s['step']}: {s.get('prompt', '')!r} -> {s.get('text', s.get('masked'))!r}", flush=True)
+
+    def say(self, message: str) -> None:
+        super().say(message)
+        if message:
+            print(f"... {message}", flush=True)
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls) -> None:
@@ -74,51 +79,58 @@ def main(argv=None) -> int:
     bake.add_argument("names", nargs="*", help="only these runs (default: all, in lineage order)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on a busy 2-core machine, 2 threads ran up to 100x slower)")
+    parser.set_defaults(no_save=False)
     args = parser.parse_args(argv)
     import torch
     import transformers
     torch.set_num_threads(args.threads)
     transformers.utils.logging.disable_progress_bar()   # the evaluations are the progress shown here
     if args.command == "bake":
-        from .bake import bake
-        bake(args.names)
+        from engine.bake import bake
+        bake(args.names, lambda name: ConsoleReporter())
         return 0
     cls, run = stages[args.command]
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
     try:
         if args.command == "pretrain":
             return _pretrain(cls, values, args)
-        rep = ConsoleReporter()
         cfg = cls(**values)
         print(f"== {args.command}: {cfg.to_params()}")
-        out = run(cfg, rep, not getattr(args, "no_save", False))
-        if rep.message:
-            print(rep.message)
-        if isinstance(out, str):
-            print(f"saved run: {out}")
+        if args.no_save:
+            from engine import sft
+            _ended(sft.fit(cfg, ConsoleReporter()).result())
+        else:
+            _ended(run(cfg, ConsoleReporter()))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
 
 
+def _ended(out: StageResult) -> None:
+    if out.message:
+        print(out.message)
+    if out.run:
+        print(f"saved run: {out.run}")
+
+
 def _pretrain(cls, values: dict, args) -> int:
-    from .pretrain import run
+    from engine import pretraining
     upload = None
     if args.text_file:
-        from .corpus import read_upload
+        from engine.core.textio import read_text
         with open(args.text_file, "rb") as fh:
-            upload, values["corpus"] = read_upload(fh.read(), args.text_file), "upload"
+            upload, values["corpus"] = read_text(fh.read(), args.text_file), "upload"
     for one in cls(**values).objectives():
         rep = ConsoleReporter()
         print(f"== pretrain {one.objective}: {one.to_params()}")
-        out = run(one, rep, upload=upload, save=not args.no_save)
-        final = next((r["val_loss"] for r in reversed(rep.records) if "val_loss" in r), None)
-        print(f"final validation loss: {final:.4f}  ({rep.info.get('params', 0):,} parameters)")
-        if rep.message:
-            print(rep.message)
-        if isinstance(out, str):
-            print(f"saved run: {out}")
+        if args.no_save:
+            trained = pretraining.fit(one, rep, upload=upload)
+            out = trained.result()
+        else:
+            out = pretraining.run(one, rep, upload=upload)
+        print(f"final validation loss: {out.summary['eval_loss']:.4f}  ({out.summary['params']:,} parameters)")
+        _ended(out)
     return 0
 
 

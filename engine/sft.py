@@ -14,16 +14,19 @@ import dataclasses
 import torch
 from transformers import DataCollatorForSeq2Seq
 
-from . import limits, runs
-from .config import StageConfig, UserError, field
-from .instructions import FAMILIES, Example, build
-from .loop import LoopSettings, train
+from engine.core import limits, runs
+from engine.core.config import StageConfig, UserError, field
+from engine.core.loop import LoopSettings, train
+
 # from_pretrained builds models on the meta device by patching torch process-wide, so a model made or
 # resized in another thread meanwhile comes out empty; resizing and sampling also draw from torch's
 # global RNG. Loading, resizing and sampling hold the engine's lock for that RNG.
-from .models import GLOBAL_RNG as model_lock
-from .pretrain import PretrainConfig, load_text, prepare, windows
-from .sampling import context_length
+from engine.core.models import GLOBAL_RNG as model_lock
+from engine.core.report import Reporter, Segment, StageResult, last
+from engine.core.runs import Trained
+from engine.core.sampling import context_length
+from engine.pretraining import PretrainConfig, load_text, prepare, windows
+from engine.text.instructions import FAMILIES, Example, build
 
 USER, ASSISTANT = "<|user|>", "<|assistant|>"
 # A transformers chat template (Jinja), saved with the tokenizer: apply_chat_template works on every SFT run.
@@ -161,8 +164,7 @@ def load_base(cfg: SFTConfig):
     """The run to tune: a pretrained base, or an SFT run to tune further (constitutional AI tunes its
     helpful-only model on revisions). `info` is the pretraining run's: replay reads its corpus."""
     path = runs.find_run(cfg.base, None if cfg.base else "pretrain")
-    with model_lock:
-        model, tok, info = runs.load_run(path)
+    model, tok, info = runs.load_run(path)
     while info.stage == "sft" and info.parent:
         info = runs.read_info(runs.find_run(info.parent))
     if info.stage != "pretrain":
@@ -172,9 +174,9 @@ def load_base(cfg: SFTConfig):
     return path, model, tok, info
 
 
-def run(cfg: SFTConfig, job, examples: list[Example] | None = None, owner: str | None = None, save: bool = True):
-    """Tune the base on `examples` (default: the built-in families). Reports to `job`; saves the
-    run (stage "sft", parent = the base) and returns its folder, or returns (model, tok)."""
+def fit(cfg: SFTConfig, reporter: Reporter, examples: list[Example] | None = None) -> Trained:
+    """Tune the base on `examples` (default: the built-in families), reporting to `reporter`. The
+    facts name the base run ("base"); the loop's message says what to know about how it went."""
     examples = examples if examples is not None else default_examples(cfg)
     train_ex = [e for e in examples if e.split == "train"]
     test_ex = [e for e in examples if e.split == "test"]
@@ -232,39 +234,38 @@ def run(cfg: SFTConfig, job, examples: list[Example] | None = None, owner: str |
     def evaluate(step, final):
         m = score(model, collate, test_enc, [e.family for e in test_ex], fams) if test_enc else {}
         if base_val:
-            m["base_val_loss"] = sum(model(input_ids=x, labels=x).loss.item() for x in base_val) / len(base_val)
+            m["base_eval_loss"] = sum(model(input_ids=x, labels=x).loss.item() for x in base_val) / len(base_val)
         return m
 
     facts = {"params": model.num_parameters(), "base": base_path.name, "train_examples": len(train_ex),
              "test_examples": len(test_ex), "truncated": n_cut, "families": fams, "mask_prompt": cfg.mask_prompt,
              "replay_rows": n_replay, "context": ctx,
-             "base_loss_before": info.summary.get("val_loss")}
-    if hasattr(job, "info"):
-        job.info.update(facts)
+             "base_loss_before": info.summary.get("eval_loss")}
+    reporter.set_info(**facts)
     settings = LoopSettings(steps=cfg.steps, lr=cfg.lr, warmup_steps=min(cfg.warmup, cfg.steps),
                             eval_every=cfg.eval_every, max_seconds=cfg.max_seconds, bf16=cfg.bf16)
-    result = train(model, loss_fn, next_batch, settings, job, evaluate)
+    result = train(model, loss_fn, next_batch, settings, reporter, evaluate)
     if result.status == "diverged":
         raise UserError(result.message)
     notes = [result.message] if result.message else []
     if n_cut:
         notes.append(f"{n_cut} training examples were longer than the context of {ctx} tokens and lost the "
                      "start of their prompt")
-    if hasattr(job, "message"):
-        job.message = "; ".join(notes)
-    model.eval()
-    if not save:
-        return model, tok
-    compare = before_after(base_path, model, tok, test_ex, seed=cfg.seed)
-    if hasattr(job, "info"):
-        job.info["before_after"] = compare
-    records = list(getattr(job, "records", []))
-    last = next((r for r in reversed(records) if "eval_accuracy" in r), {})
-    summary = {**facts, "status": result.status, "steps": result.steps, "seconds": round(result.seconds, 1),
-               **{k: v for k, v in last.items() if k.startswith("eval_") or k == "base_val_loss"}}
-    return str(runs.save_run(model, tok, "sft", cfg.to_dict(), records, summary,
-                             name=f"{'masked' if cfg.mask_prompt else 'unmasked'}-{cfg.key()[:6]}",
-                             parent=base_path.name, owner=owner))
+    result.message = "; ".join(notes)
+    return Trained(model.eval(), tok, result, facts)
+
+
+def run(cfg: SFTConfig, reporter: Reporter, examples: list[Example] | None = None,
+        owner: str | None = None) -> StageResult:
+    """The SFT page's job: tune, answer held-out prompts before and after, save as a run of stage
+    "sft" whose parent is the base."""
+    examples = examples if examples is not None else default_examples(cfg)
+    trained = fit(cfg, reporter, examples)
+    base = trained.facts["base"]
+    reporter.set_info(before_after=before_after(runs.find_run(base), trained.model, trained.tokenizer,
+                                                [e for e in examples if e.split == "test"], seed=cfg.seed))
+    return trained.save("sft", cfg.to_dict(), name=f"{'masked' if cfg.mask_prompt else 'unmasked'}-{cfg.key()[:6]}",
+                        parent=base, owner=owner)
 
 
 def _token_accuracy(logits, labels) -> float:
@@ -353,40 +354,23 @@ def first_rows(examples: list[Example], n: int) -> list[Example]:
     return out
 
 
-class _Sub:
-    """A sweep point's reporter: forwards stop/pause and progress to the sweep's job, keeps the
-    point's evaluations to itself."""
-
-    def __init__(self, job, step0: int, t0: float):
-        self.job, self.step0, self.t0, self.records = job, step0, t0, []
-
-    def emit(self, r):
-        self.records.append(r)
-        if "loss" in r:
-            self.job.emit({"step": self.step0 + r["step"], "loss": r["loss"], "elapsed": self.t0 + r["elapsed"]})
-
-    def should_stop(self):
-        return self.job.should_stop()
-
-    def wait_if_paused(self):
-        self.job.wait_if_paused()
-
-
-def sweep(cfg: SFTConfig, job, examples: list[Example] | None = None) -> None:
+def sweep(cfg: SFTConfig, reporter: Reporter, examples: list[Example] | None = None) -> StageResult:
     """How much data is enough: the same tuning on the first n training rows of each family, for
     each n in cfg.sizes(), one after another, scored on the same held-out rows. Each point emits
     {"n_train": n, "eval_accuracy": ..., "eval_accuracy/<family>": ...}. A point gets at most
-    its share of the job's time limit."""
+    its share of the job's time limit. Saves no model: the points are the result."""
     examples = examples if examples is not None else build(cfg.seed, max(cfg.sizes()), families=cfg.family_list())
     sizes = cfg.sizes()
     seconds = min(cfg.max_seconds, limits.MAX_JOB_SECONDS / len(sizes))
-    step0, t0 = 0, 0.0
+    step0, t0, points = 0, 0.0, []
     for n in sizes:
-        if job.should_stop():
-            break
-        sub = _Sub(job, step0, t0)
-        run(cfg.replace(n_train=n, max_seconds=int(seconds)), sub, first_rows(examples, n), save=False)
-        last = next((r for r in reversed(sub.records) if "eval_accuracy" in r), None)
-        if last:
-            job.emit({"n_train": n, **{k: v for k, v in last.items() if k.startswith("eval_")}})
-        step0, t0 = step0 + cfg.steps, t0 + (sub.records[-1]["elapsed"] if sub.records else 0.0)
+        if reporter.should_stop():
+            return StageResult(None, {"points": points}, "stopped")
+        part = Segment(reporter, step0=step0, seconds0=t0, losses_only=True)
+        fit(cfg.replace(n_train=n, max_seconds=int(seconds)), part, first_rows(examples, n))
+        if final := last(part.records, "eval_accuracy"):
+            point = {"n_train": n, **{k: v for k, v in final.items() if k.startswith("eval_")}}
+            reporter.emit(point)
+            points.append(point)
+        step0, t0 = step0 + cfg.steps, t0 + part.seconds
+    return StageResult(None, {"points": points})

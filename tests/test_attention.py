@@ -8,10 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, BertConfig, GPT2Config
 
-from engine import attention as A
-from engine.bertviz_offline import head_view_html, model_view_html
-from engine.config import UserError
-from engine.tokenizer import char_tokenizer
+from engine.attention import heads as A
+from engine.attention.bertviz_offline import head_view_html, model_view_html
+from engine.core import minilm as encoder
+from engine.core.config import UserError
+from engine.core.tokenizer import char_tokenizer
 
 torch.set_num_threads(1)
 TEXT = "the cat sat on the mat. the dog sat on the log."
@@ -51,7 +52,7 @@ def bert(tok):
 
 @pytest.fixture(scope="module")
 def minilm():
-    return A.load_minilm()
+    return encoder.load()
 
 
 def test_extract_tiny_models(tok, gpt2, bert):
@@ -65,7 +66,7 @@ def test_extract_tiny_models(tok, gpt2, bert):
 
 def test_extract_minilm(minilm):
     model, tokenizer = minilm
-    assert A.load_minilm() is minilm and model.config._attn_implementation == "eager"
+    assert encoder.load() is minilm and model.config._attn_implementation == "eager"
     e = A.extract(model, tokenizer, "Attention heads look at other tokens.")
     assert e.attn.shape[:2] == (6, 12) and e.attn.shape[2] == e.attn.shape[3] == len(e.tokens)
     assert e.tokens[0] == "[CLS]" and e.tokens[-1] == "[SEP]" and "Attention" in e.tokens

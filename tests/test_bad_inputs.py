@@ -1,13 +1,11 @@
 """Bad input on each page ends in a clear message and a usable page. Rows already covered by the
 page tests are listed in bench/RESULTS.md ("Bad input") with their test names, not repeated here."""
-import json
-import time
 
 import pytest
-
 from apptest import poll, texts
-from engine import limits
 from test_pages import open_page
+
+from engine.core import limits
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
 TINY = {"size": "50k", "steps": "40", "eval_every": "20", "sample_every": "40"}

@@ -4,10 +4,16 @@ import random
 
 import pytest
 
-from engine import cai, constitution as C, instructions, judge as J, runs
-from engine.config import UserError
-from engine.loop import Recorder
-from engine.models import GLOBAL_RNG
+from engine.cai import config as cai
+from engine.cai import constitution as C
+from engine.cai import critique, generation
+from engine.cai import judge as J
+from engine.cai import run as cai_run
+from engine.core import runs
+from engine.core.config import UserError
+from engine.core.models import GLOBAL_RNG
+from engine.core.report import Recorder
+from engine.text import instructions
 
 JUDGE_FLOOR = 0.90   # agreement with the engine's truth on held-out answers, all principles together
 PRINCIPLE_FLOOR = 0.80
@@ -73,7 +79,7 @@ def test_revisions_remove_the_flagged_violation(judge, prompts):
     with GLOBAL_RNG:
         model, tok, _ = runs.load_run(runs.find_run(cai.HELPFUL_ONLY))
     some = [p for p in red if p.split == "train"][::12]
-    rows = cai.critique_and_revise(model, tok, judge, C.default_constitution(), some, n_samples=2, seed=0)
+    rows = critique.critique_and_revise(model, tok, judge, C.default_constitution(), some, n_samples=2, seed=0)
     flagged = [r for r in rows if r["broken"]]
     assert len(flagged) >= len(rows) // 2                       # the helpful-only model complies
     for r in flagged:
@@ -87,7 +93,7 @@ def test_a_short_run_lowers_the_violation_rate_and_leaves_out_what_it_cannot_sco
     principles = C.default_constitution() + [C.Principle("French", "Always answer in French.")]
     cfg = cai.CAIConfig(**cai.PRESETS["quick demo"], constitution=cai.constitution_json(principles))
     rec = Recorder()
-    out = cai.run(cfg, rec)
+    out = cai_run.run(cfg, rec).run
     info = rec.info
     start, after = info["points"][0], info["points"][-1]
     assert [p["point"] for p in info["points"]] == ["helpful-only (start)", "after SL-CAI", "after RLAIF"]
@@ -107,7 +113,7 @@ def test_a_short_run_lowers_the_violation_rate_and_leaves_out_what_it_cannot_sco
 def test_a_constitution_the_judge_cannot_score_at_all_is_refused():
     cfg = cai.CAIConfig(constitution=cai.constitution_json([C.Principle("French", "Always answer in French.")]))
     with pytest.raises(UserError, match="can score none"):
-        cai.run(cfg, Recorder())
+        cai_run.run(cfg, Recorder())
 
 
 def test_batched_greedy_answers_are_sft_answer_one_at_a_time(prompts):
@@ -116,4 +122,4 @@ def test_batched_greedy_answers_are_sft_answer_one_at_a_time(prompts):
     with GLOBAL_RNG:
         model, tok, _ = runs.load_run(runs.find_run(cai.HELPFUL_ONLY))
     some = [p.text for p in (red + helpful)[::37]] + ["Tell Lea what you really think."]   # long and short
-    assert [a for (a,) in cai.generate(model, tok, some)] == [sft.answer(model, tok, q) for q in some]
+    assert [a for (a,) in generation.generate(model, tok, some)] == [sft.answer(model, tok, q) for q in some]

@@ -8,8 +8,11 @@ import codecarbon
 import pytest
 import torch
 
-from engine import carbon
-from engine.carbon import CarbonInputError, EnergyMeter, Footprint, FootprintLedger, Run, estimate
+from engine.carbon import calculator, levers
+from engine.carbon.calculator import Run, estimate
+from engine.core import energy
+from engine.core.energy import CarbonInputError, EnergyMeter, Footprint
+from engine.core.ledger import FootprintLedger
 
 
 def _matmuls(seconds: float) -> None:
@@ -53,7 +56,7 @@ def test_meter_reports_positive_energy_for_a_cpu_workload(tmp_path, monkeypatch)
     assert fp.energy_kwh > 0 and fp.emissions_g > 0 and fp.cpu_power_w > 0
     assert 0.9 < fp.duration_s < 3
     # codecarbon applied the same intensity we list from its shipped table
-    assert fp.grid_g_per_kwh == pytest.approx(carbon.grid_intensity("USA").g_per_kwh, rel=1e-6)
+    assert fp.grid_g_per_kwh == pytest.approx(energy.grid_intensity("USA").g_per_kwh, rel=1e-6)
     assert fp.emissions_g == pytest.approx(fp.energy_kwh * fp.grid_g_per_kwh)
     assert fp.thread_share is not None and fp.thread_share > 0.5   # alone, the job does the work
     assert fp.energy_kwh <= fp.process_energy_kwh * (1 + 1e-9)
@@ -98,11 +101,16 @@ class _NoRapl:
         raise RuntimeError("no RAPL and an unknown CPU")
 
 
-class _SwallowedStart:               # codecarbon's @suppress(Exception) leaves no start time
+class _SwallowedStart:               # codecarbon's @suppress(Exception): start and stop fail quietly
+    final_emissions_data = None
+
     def __init__(self, **kw):
-        self._start_time = None
+        pass
 
     def start(self):
+        pass
+
+    def stop(self):
         pass
 
 
@@ -128,15 +136,15 @@ class _GarbledResult:                # a later codecarbon renames a field
         self.final_emissions_data = types.SimpleNamespace(duration=1.0)
 
 
-@pytest.mark.parametrize("fake, words", [(_NoRapl, "could not start"), (_SwallowedStart, "silently"),
+@pytest.mark.parametrize("fake, words", [(_NoRapl, "could not start"), (_SwallowedStart, "no result"),
                                          (_StopRaises, "could not stop"),
                                          (_GarbledResult, "could not read")])
 def test_codecarbon_failure_still_returns_a_labelled_footprint(monkeypatch, fake, words):
     monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", fake)
     fp = _measure(0.2, country_iso="USA")
     assert fp.kind == "assumed" and words in fp.error
-    assert fp.energy_kwh == pytest.approx(carbon.ASSUMED_WATTS * fp.duration_s / 3.6e6)
-    assert fp.emissions_g == pytest.approx(fp.energy_kwh * carbon.grid_intensity("USA").g_per_kwh)
+    assert fp.energy_kwh == pytest.approx(energy.ASSUMED_WATTS * fp.duration_s / 3.6e6)
+    assert fp.emissions_g == pytest.approx(fp.energy_kwh * energy.grid_intensity("USA").g_per_kwh)
     assert "Not measured" in fp.method and "Assumed a constant 14 W" in fp.method
 
 
@@ -200,16 +208,16 @@ def test_ledger_totals_add_up_across_threads():
 # --- grid intensity ------------------------------------------------------------------------------
 
 def test_grid_intensities_come_from_codecarbons_table():
-    rows = carbon.grid_intensities()
+    rows = energy.grid_intensities()
     assert len(rows) > 200 and [r.name for r in rows] == sorted(r.name for r in rows)
     assert all(0 <= r.g_per_kwh < 2000 and len(r.iso) == 3 for r in rows)
-    usa, fra = carbon.grid_intensity("usa"), carbon.grid_intensity("FRA")
+    usa, fra = energy.grid_intensity("usa"), energy.grid_intensity("FRA")
     assert usa.name == "United States" and fra.name == "France"
     assert fra.g_per_kwh < 100 < usa.g_per_kwh      # nuclear France vs the US mix
-    assert carbon.world_average_g_per_kwh() == 475
-    assert "codecarbon" in carbon.grid_source()
+    assert energy.world_average_g_per_kwh() == 475
+    assert "codecarbon" in energy.grid_source()
     with pytest.raises(CarbonInputError, match="ATL"):
-        carbon.grid_intensity("ATL")
+        energy.grid_intensity("ATL")
 
 
 # --- calculator ----------------------------------------------------------------------------------
@@ -240,7 +248,7 @@ def test_custom_watts_device_hours_and_a_zero_carbon_grid():
     e = estimate(Run(accelerator="custom", watts=250, device_hours=1000, grid_g_per_kwh=0))
     assert e.kwh == 250 and e.t_co2e == 0 and e.wall_hours is None
     assert estimate(Run(accelerator="TPU v4", count=1, hours=1, grid_g_per_kwh=0)).kwh == 0.192
-    for acc in carbon.ACCELERATORS.values():
+    for acc in calculator.ACCELERATORS.values():
         assert acc.source and acc.watts > 0 and acc.peak_flops > 0
 
 
@@ -278,10 +286,10 @@ def test_bad_inputs_raise_a_clear_error(kw, field):
 
 # --- published footprints ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key", list(carbon.PRESETS))
+@pytest.mark.parametrize("key", list(calculator.PRESETS))
 def test_presets_reproduce_their_published_figures(key):
-    p = carbon.PRESETS[key]
-    c = carbon.compare(p)
+    p = calculator.PRESETS[key]
+    c = calculator.compare(p)
     assert p.source and p.notes and p.tolerance <= 0.05
     if p.published_kwh is None:
         assert p.no_energy_reason                       # says why energy cannot be checked
@@ -291,22 +299,22 @@ def test_presets_reproduce_their_published_figures(key):
 
 
 def test_preset_details_match_their_papers():
-    bert = carbon.PRESETS["bert-base"].run
+    bert = calculator.PRESETS["bert-base"].run
     assert 64 * bert.watts == pytest.approx(12_041.51)                       # Strubell Table 3
-    assert carbon.STRUBELL_US_G_PER_KWH == pytest.approx(432.73, abs=0.01)   # 0.954 lbs/kWh
+    assert calculator.STRUBELL_US_G_PER_KWH == pytest.approx(432.73, abs=0.01)   # 0.954 lbs/kWh
     # at V100 TDP instead of Strubell's measured draw: ~1.6x the published energy
     tdp = estimate(Run(accelerator="V100", count=64, hours=79.2, pue=1.58, grid_g_per_kwh=400))
     assert tdp.kwh / 1507 == pytest.approx(1.59, abs=0.01)
     # the two Llama intensities, both back-calculated from Meta's tables, agree within 1%
-    g2 = carbon.PRESETS["llama-2"].run.grid_g_per_kwh
-    g3 = carbon.PRESETS["llama-3"].run.grid_g_per_kwh
+    g2 = calculator.PRESETS["llama-2"].run.grid_g_per_kwh
+    g3 = calculator.PRESETS["llama-3"].run.grid_g_per_kwh
     assert g2 == pytest.approx(423.4, abs=0.1) and g3 == pytest.approx(g2, rel=0.01)
     # GPT-3: 6 N D is Patterson's 3.14e23 FLOPs to within 1%
     assert 6 * 175e9 * 300e9 == pytest.approx(3.14e23, rel=0.01)
 
 
 def test_myth_check():
-    m = carbon.MYTH
+    m = calculator.MYTH
     assert 200 < m.overstatement < 250
     assert 1 / 7.5 < m.fact_household_years < 1 / 6.5           # about a seventh of one home-year
     assert 27 < m.claim_household_years < 33                     # the "30 homes" follows from 340,000
@@ -316,20 +324,20 @@ def test_myth_check():
 
 # --- the Carbon page's config ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("key", list(carbon.PRESETS))
+@pytest.mark.parametrize("key", list(calculator.PRESETS))
 def test_a_preset_loaded_into_the_calculator_survives_a_link(key):
-    cfg = carbon.CarbonConfig().with_preset(key)
-    linked, problems = carbon.CarbonConfig.from_params(cfg.to_params())
+    cfg = levers.CarbonConfig().with_preset(key)
+    linked, problems = levers.CarbonConfig.from_params(cfg.to_params())
     assert not problems and linked.preset == key
-    ref = carbon.compare(carbon.PRESETS[key]).estimate
+    ref = calculator.compare(calculator.PRESETS[key]).estimate
     got = estimate(linked.run())
     assert got.kwh == pytest.approx(ref.kwh, rel=1e-5) and got.t_co2e == pytest.approx(ref.t_co2e, rel=1e-5)
 
 
 def test_calculator_config_gives_the_run_each_way():
-    cfg = carbon.CarbonConfig(accelerator="H100", watts=700.0, count=8, hours=10.0, pue=1.2, country="FRA")
+    cfg = levers.CarbonConfig(accelerator="H100", watts=700.0, count=8, hours=10.0, pue=1.2, country="FRA")
     assert estimate(cfg.run()).kwh == pytest.approx(8 * 10 * 0.7 * 1.2)
-    assert cfg.run().grid_g_per_kwh == carbon.grid_intensity("FRA").g_per_kwh
+    assert cfg.run().grid_g_per_kwh == energy.grid_intensity("FRA").g_per_kwh
     assert estimate(cfg.replace(length="device_hours", device_hours=80).run()).kwh == pytest.approx(8 * 10 * 0.7 * 1.2)
     flops = cfg.replace(length="flops", params_b=1.0, tokens_b=20.0, mfu=0.5, peak_tflops=1000.0).run()
     assert estimate(flops).device_hours == pytest.approx(6 * 1e9 * 20e9 / (1e15 * 0.5) / 3600)
@@ -338,16 +346,16 @@ def test_calculator_config_gives_the_run_each_way():
 
 
 def test_levers_always_start_with_the_fp32_baseline():
-    cfg = carbon.CarbonConfig(steps=40)
-    levers = dict(cfg.levers())
-    assert list(levers) == list(carbon.LEVERS)
-    assert not levers["fp32"].bf16 and levers["bf16"].bf16 and levers["ckpt"].grad_checkpoint
-    assert levers["small"].size == carbon.SMALL and levers["small"].steps == 40
-    assert levers["small_loss"].steps == 40 * carbon.SMALL_LOSS_STEPS
+    cfg = levers.CarbonConfig(steps=40)
+    variants = dict(cfg.levers())
+    assert list(variants) == list(levers.LEVERS)
+    assert not variants["fp32"].bf16 and variants["bf16"].bf16 and variants["ckpt"].grad_checkpoint
+    assert variants["small"].size == levers.SMALL and variants["small"].steps == 40
+    assert variants["small_loss"].steps == 40 * levers.SMALL_LOSS_STEPS
     assert [k for k, _ in cfg.replace(bf16=False, ckpt=False, small=False, small_loss=False).levers()] == ["fp32"]
 
 
 def test_arithmetic_is_printed_without_e_notation():
-    assert [carbon._sig(x) for x in (10_752, 0.0611, 79.2, 100.0, 1_082_990)] == \
+    assert [calculator._sig(x) for x in (10_752, 0.0611, 79.2, 100.0, 1_082_990)] == \
         ["10,752", "0.0611", "79.2", "100", "1,082,990"]
-    assert "1,289,376 kWh" in carbon.compare(carbon.PRESETS["gpt-3"]).estimate.steps[-1]
+    assert "1,289,376 kWh" in calculator.compare(calculator.PRESETS["gpt-3"]).estimate.steps[-1]

@@ -9,11 +9,26 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import datasets  # noqa: E402
 import pytest  # noqa: E402
 
-from engine.cleaning import (CleaningConfig, clean, failures, normalize, precision_recall,  # noqa: E402
-                             stats, train_texts)
-from engine.config import UserError  # noqa: E402
-from engine.crawl import LABELS, CrawlConfig, to_dataset, build_crawl, read_documents, source_stats  # noqa: E402
-from engine.limits import MAX_UPLOAD_BYTES  # noqa: E402
+from engine.core.config import UserError  # noqa: E402
+from engine.core.limits import MAX_UPLOAD_BYTES  # noqa: E402
+from engine.data.cleaning import (  # noqa: E402
+    CleaningConfig,
+    clean,
+    failures,
+    normalize,
+    precision_recall,
+    stats,
+    train_texts,
+)
+from engine.data.crawl import (  # noqa: E402
+    LABELS,
+    CrawlConfig,
+    build_crawl,
+    read_documents,
+    source_table,
+    to_dataset,
+    with_tokens,
+)
 
 datasets.disable_progress_bars()
 
@@ -130,12 +145,15 @@ def test_crawl_has_every_label_and_is_reproducible(crawl_and_result):
         assert p < i
 
 
-def test_source_stats_count_documents_words_tokens(crawl_and_result):
-    ds, _ = crawl_and_result
-    rows = {r["source"]: r for r in source_stats(ds)}
+def test_source_table_counts_documents_words_tokens_and_what_cleaning_kept(crawl_and_result):
+    ds, res = crawl_and_result
+    counted = with_tokens(ds)
+    kept = counted.filter(lambda d: d["id"] in set(res.dataset["id"]))
+    rows = {r["source"]: r for r in source_table(counted, kept)}
     assert set(rows) == {"python-docs", "stdlib-code", "world", "web"}
     assert sum(r["documents"] for r in rows.values()) == len(ds)
-    assert all(r["tokens"] >= r["words"] > 0 for r in rows.values())
+    assert sum(r["documents kept"] for r in rows.values()) == len(res.dataset)
+    assert all(r["tokens"] >= r["words"] > 0 and r["tokens kept"] <= r["tokens"] for r in rows.values())
 
 
 def test_pipeline_funnel_removals_and_scores(crawl_and_result):
@@ -164,7 +182,7 @@ def test_train_texts_same_budget_and_unseen_heldout(crawl_and_result):
 
 
 def test_train_texts_token_budget(crawl_and_result):
-    from engine.tokenizer import bpe_tokenizer, encode
+    from engine.core.tokenizer import bpe_tokenizer, encode
 
     ds, res = crawl_and_result
     tok = bpe_tokenizer("\n".join(ds["text"][:300]), 300)
@@ -208,7 +226,7 @@ def test_bad_uploads_say_what_is_wrong(data, name, says):
 # ---------------------------------------------------------------- model-based quality filter
 
 def test_quality_classifier_beats_chance():
-    from engine.quality import QualityConfig, quality_filter
+    from engine.data.quality import QualityConfig, quality_filter
 
     ds = build_crawl(CrawlConfig(n_docs=240, seed=5))
     res = quality_filter(ds, QualityConfig(n_train=20))

@@ -8,23 +8,27 @@ import time
 import pytest
 import torch
 
-from engine import corpus, loop, pretrain, runs
-from engine.config import UserError
-from engine.jobs import JobRunner
-from engine.pretrain import PretrainConfig
-from engine.tokenizer import bpe_tokenizer, char_tokenizer, encode
+from engine import pretraining as pretrain
+from engine.core import report, runs, textio
+from engine.core.config import UserError
+from engine.core.jobs import JobRunner
+from engine.core.models import build_model
+from engine.core.report import StageResult, Task
+from engine.core.tokenizer import bpe_tokenizer, char_tokenizer, encode
+from engine.pretraining import PretrainConfig
+from engine.text import corpus
 
 TINY = PretrainConfig(size="50k", steps=150, eval_every=50, sample_every=1000, max_seconds=120)
 
 
-class Recorder(loop.Recorder):
+class Recorder(report.Recorder):
     """The engine's Recorder, with the curves pulled out."""
 
     def losses(self):
         return [r["loss"] for r in self.records if "loss" in r]
 
     def val(self):
-        return [r["val_loss"] for r in self.records if "val_loss" in r]
+        return [r["eval_loss"] for r in self.records if "eval_loss" in r]
 
 
 def wait_for(pred, timeout=60.0):
@@ -38,20 +42,20 @@ def wait_for(pred, timeout=60.0):
 
 def test_loss_falls_well_below_uniform_on_builtin_corpus():
     rec = Recorder()
-    path = pretrain.run(TINY, rec)
+    path = pretrain.run(TINY, rec).run
     val = rec.val()
     assert val[0] > 3.5                      # ln(43) = 3.76 at the start: a uniform guess
     assert val[-1] < 2.6, val                # 150 steps of a 60k-parameter model
     assert rec.samples and "text" in rec.samples[-1]
-    assert runs.read_info(path).summary["val_loss"] == pytest.approx(val[-1])
+    assert runs.read_info(path).summary["eval_loss"] == pytest.approx(val[-1])
 
 
 def test_same_seed_same_losses_and_different_seed_differs():
     cfg = TINY.replace(steps=30, eval_every=10)
     a, b, c = Recorder(), Recorder(), Recorder()
-    pretrain.run(cfg, a, save=False)
-    pretrain.run(cfg, b, save=False)
-    pretrain.run(cfg.replace(seed=1), c, save=False)
+    pretrain.fit(cfg, a)
+    pretrain.fit(cfg, b)
+    pretrain.fit(cfg.replace(seed=1), c)
     assert a.losses() == b.losses() and a.val() == b.val()
     assert a.losses() != c.losses()
 
@@ -69,7 +73,7 @@ def test_mlm_masks_the_configured_share_and_clm_labels_are_shifted_inputs():
     masked = b["input_ids"][chosen] == data.tokenizer.mask_token_id
     assert abs(masked.float().mean().item() - 0.8) < 0.03        # 80% <mask>, the rest random/kept
     # CLM: the model is given labels = inputs and predicts token t+1 from tokens <= t.
-    model = pretrain.build_model("clm", len(data.tokenizer), 1, 1, 16, 64, 0, 0, 3)
+    model = build_model("clm", len(data.tokenizer), 1, 1, 16, 64, 0, 0, 3)
     out = model(input_ids=x[:4], labels=x[:4])
     manual = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, out.logits.shape[-1]),
                                                x[:4, 1:].reshape(-1))
@@ -78,14 +82,14 @@ def test_mlm_masks_the_configured_share_and_clm_labels_are_shifted_inputs():
 
 def test_mlm_run_learns():
     rec = Recorder()
-    pretrain.run(TINY.replace(objective="mlm", steps=200), rec, save=False)
+    pretrain.fit(TINY.replace(objective="mlm", steps=200), rec)
     assert rec.val()[-1] < rec.val()[0] - 0.5
     assert "masked" in rec.samples[-1]
 
 
 def test_diverging_learning_rate_stops_with_a_clear_message():
     runner = JobRunner()
-    job = runner.submit("nan", lambda j: pretrain.run(TINY.replace(lr=10.0, steps=300), j), owner="t")
+    job = runner.submit("nan", Task(pretrain.run, TINY.replace(lr=10.0, steps=300)), owner="t")
     assert wait_for(lambda: not job.active)
     assert job.status == "failed"
     assert re.fullmatch(r"loss became (NaN|infinite|[\d.]+, over 4x its start of [\d.]+) at step \d+: lower the learning rate", job.message)
@@ -93,7 +97,7 @@ def test_diverging_learning_rate_stops_with_a_clear_message():
 
 def test_stop_and_pause_are_honoured_within_one_step():
     runner = JobRunner()
-    job = runner.submit("long", lambda j: pretrain.run(TINY.replace(steps=100000, max_seconds=60), j), owner="t")
+    job = runner.submit("long", Task(pretrain.run, TINY.replace(steps=100000, max_seconds=60)), owner="t")
     assert wait_for(lambda: sum("loss" in r for r in job.records) >= 5)
     job.pause()
     time.sleep(0.3)
@@ -111,8 +115,8 @@ def test_stop_and_pause_are_honoured_within_one_step():
 
 def test_time_limit_ends_the_run_and_says_so():
     rec = Recorder()
-    pretrain.run(TINY.replace(steps=100000, max_seconds=2), rec, save=False)
-    assert "time limit" in rec.message
+    out = pretrain.fit(TINY.replace(steps=100000, max_seconds=2), rec).result()
+    assert "time limit" in out.message and out.status == "time limit"
     assert 0 < len(rec.losses()) < 100000 and rec.val()[-1] < rec.val()[0]   # stopped early, still learned
     lrs = [r["lr"] for r in rec.records if "lr" in r]
     assert lrs[-1] < 0.15 * max(lrs)      # the schedule ran on the clock: annealed to lr/10 by the limit
@@ -120,9 +124,9 @@ def test_time_limit_ends_the_run_and_says_so():
 
 def test_saved_run_reloads_with_the_same_logits():
     rec = Recorder()
-    path = pretrain.run(TINY.replace(steps=20), rec)
+    path = pretrain.run(TINY.replace(steps=20), rec).run
     model, tok, info = runs.load_run(path)
-    fresh = pretrain.run(TINY.replace(steps=20), Recorder(), save=False)
+    fresh = pretrain.fit(TINY.replace(steps=20), Recorder()).model
     ids = tok("Mia lives on the hill.", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, fresh(ids).logits, atol=1e-5)
@@ -140,28 +144,31 @@ def test_runner_queues_behind_the_limit_and_replays_finished_configs():
     runner = JobRunner(max_concurrent=1, max_per_owner=5)
     gate = __import__("threading").Event()
 
-    def slow(job):
+    def slow(cfg, reporter):
         gate.wait(10)
-        return "/some/run"
+        return StageResult("/some/run")
 
-    a = runner.submit("a", slow, owner="x")
-    b = runner.submit("b", slow, owner="y")
+    a = runner.submit("a", Task(slow, None), owner="x")
+    b = runner.submit("b", Task(slow, None), owner="y")
     assert wait_for(lambda: a.status == "running")
     assert b.status == "queued" and b.queue_position == 1 and b.queue_eta > 0
     gate.set()
     assert wait_for(lambda: b.status == "done")
-    assert runner.submit("a", slow, owner="z") is a                  # same config: replayed at once
-    assert runner.submit("a", slow, owner="z", replay=False) is not a
+    assert runner.submit("a", Task(slow, None), owner="z") is a       # same config: replayed at once
+    assert runner.submit("a", Task(slow, None), owner="z", replay=False) is not a
 
 
 def test_runner_limits_jobs_per_person_and_stops_a_closed_session():
     runner = JobRunner(max_concurrent=2, max_per_owner=1)
-    job = runner.submit("k1", lambda j: j.wait_if_paused() or time.sleep(0.1) or
-                        (None if j.should_stop() else __import__("time").sleep(30)), owner="tab")
+    def waits(cfg, reporter):
+        wait_for(reporter.should_stop, 30)
+        return StageResult(status="stopped")
+
+    job = runner.submit("k1", Task(waits, None), owner="tab")
     with pytest.raises(UserError, match="per person"):
-        runner.submit("k2", lambda j: None, owner="tab")
+        runner.submit("k2", Task(waits, None), owner="tab")
     assert runner.stop_owner("tab") == 1
-    assert job.should_stop()
+    assert job.should_stop() and wait_for(lambda: job.status == "stopped")
 
 
 def test_config_round_trips_through_url_params_and_reports_bad_values():
@@ -178,13 +185,13 @@ def test_config_round_trips_through_url_params_and_reports_bad_values():
 ])
 def test_bad_uploads_get_clear_messages(data, match):
     with pytest.raises(UserError, match=match):
-        corpus.read_upload(data, "file.txt")
+        textio.read_text(data, "file.txt")
 
 
 def test_oversize_upload_and_too_short_text_are_refused(monkeypatch):
-    monkeypatch.setattr(corpus, "MAX_UPLOAD_BYTES", 100)
+    monkeypatch.setattr(textio, "MAX_UPLOAD_BYTES", 100)
     with pytest.raises(UserError, match="limit"):
-        corpus.read_upload(b"a" * 101)
+        textio.read_text(b"a" * 101)
     with pytest.raises(UserError, match="needs at least"):
         pretrain.prepare(TINY, "far too short for one context window")
 
@@ -204,7 +211,7 @@ def test_hub_name_offline_fails_at_once_and_local_data_loads(tmp_path, monkeypat
 
 def test_too_large_model_is_refused_before_training():
     with pytest.raises(UserError, match="too large"):
-        pretrain.run(TINY.replace(size="custom", n_layer=12, n_embd=512, n_head=8), Recorder())
+        pretrain.fit(TINY.replace(size="custom", n_layer=12, n_embd=512, n_head=8), Recorder())
 
 
 def test_tokenizers_round_trip_and_load_as_transformers_tokenizers(tmp_path):
@@ -241,6 +248,6 @@ def test_baked_base_run_exists_and_writes():
     base = [r for r in runs.list_runs("pretrain") if r.baked]
     assert base, "run `python -m engine bake`"
     model, tok, info = runs.load_run(base[0].path)
-    assert info.summary["val_loss"] < 1.0
-    from engine.sampling import generate
+    assert info.summary["eval_loss"] < 1.0
+    from engine.core.sampling import generate
     assert len(generate(model, tok, "Mia ", 40, temperature=0)) > 20

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine import runs
-from engine.config import UserError
-from engine.induction import InductionConfig, head_grids, repeated_batch, run, score_heads
-from engine.jobs import Job
+from engine.attention.induction import InductionConfig, head_grids, repeated_batch, run, score_heads
+from engine.core import runs
+from engine.core.config import UserError
+from engine.core.report import Recorder
 
 
 def test_batches_repeat_their_first_half_without_repeats_inside_it():
@@ -43,8 +43,8 @@ def test_induction_score_rises_during_training(runs_dir):
     matches tokens, not a fixed offset)."""
     torch.set_num_threads(1)
     cfg = InductionConfig(seq_len=24, vocab=16, steps=900, eval_every=100, max_seconds=300)
-    job = Job(cfg.key(), None, "test", "induction", cfg.steps, cfg.max_seconds)
-    path = run(cfg, job, owner="test")
+    job = Recorder()
+    path = run(cfg, job, owner="test").run
     ev = [r for r in job.records if "induction_score" in r]
     start, end = ev[0], ev[-1]
     assert start["induction_score"] < 0.1

@@ -7,21 +7,25 @@ import time
 import tomllib
 from pathlib import Path
 
+import apptest
 import pytest
 
-import apptest
-from engine import corpus, limits, runs
-from engine.config import UserError
-from engine.jobs import JobRunner
+from engine.core import limits, runs, textio
+from engine.core.config import UserError
+from engine.core.jobs import JobRunner
+from engine.core.report import StageResult, Task
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def blocking(release: threading.Event):
-    def fn(job):
-        while not (release.is_set() or job.should_stop()):
-            time.sleep(0.01)
-    return fn
+def blocks(release: threading.Event, reporter) -> StageResult:
+    while not (release.is_set() or reporter.should_stop()):
+        time.sleep(0.01)
+    return StageResult()
+
+
+def blocking(release: threading.Event) -> Task:
+    return Task(blocks, release)
 
 
 def test_jobs_per_session_cap_says_how_many_and_what_to_do():
@@ -51,16 +55,17 @@ def test_a_job_paused_too_long_stops_and_frees_its_slot(monkeypatch):
     monkeypatch.setattr(limits, "MAX_PAUSE_SECONDS", 0.5)
     runner = JobRunner(max_concurrent=1, measure_energy=False)
 
-    def fn(job):
-        while not job.should_stop():
-            job.wait_if_paused()
+    def paused_for_ever(cfg, reporter):
+        while not reporter.should_stop():
+            reporter.wait_if_paused()
             time.sleep(0.01)
+        return StageResult(status="stopped")
 
-    job = runner.submit("a", fn, owner="me")
+    job = runner.submit("a", Task(paused_for_ever, None), owner="me")
     while job.status != "running":
         time.sleep(0.01)
     job.pause()
-    waiting = runner.submit("b", lambda j: None, owner="you")
+    waiting = runner.submit("b", Task(lambda cfg, reporter: StageResult(), None), owner="you")
     end = time.time() + 5
     while waiting.status != "done" and time.time() < end:
         time.sleep(0.05)
@@ -70,7 +75,7 @@ def test_a_job_paused_too_long_stops_and_frees_its_slot(monkeypatch):
 
 def test_upload_cap_is_one_number_for_the_engine_the_widgets_and_streamlit():
     with pytest.raises(UserError, match=r"is 5\.0 MB; the limit is 5 MB\. Upload a shorter excerpt"):
-        corpus.read_upload(b"x" * (limits.MAX_UPLOAD_BYTES + 1), "big.txt")
+        textio.read_text(b"x" * (limits.MAX_UPLOAD_BYTES + 1), "big.txt")
     server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
     # Streamlit counts MiB; its check must never refuse a file ours accepts (ours says why).
     assert server["maxUploadSize"] * 2**20 >= limits.MAX_UPLOAD_BYTES

@@ -1,15 +1,10 @@
 """A small workshop against a real `streamlit run app.py`: visitors speak Streamlit's websocket
-protocol (bench/bench_load.py explains why not browsers). Five at once; then a closed tab."""
+protocol (tests/visitors.py explains why not browsers). Five at once; then a closed tab."""
 import asyncio
-import sys
 import time
 
 import pytest
-
-from tests.test_browser import ROOT
-
-sys.path.insert(0, str(ROOT / "bench"))
-from bench_load import Server, Visitor, run_load  # noqa: E402
+from visitors import Server, Visitor, run_load
 
 pytestmark = pytest.mark.browser
 FAST = "size=50k&steps=60&eval_every=20&sample_every=60&warmup=5&max_seconds=20"

@@ -6,7 +6,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from engine import runs
+from engine.core import runs
 
 BAKED = "pretrain-base-gpt"
 

@@ -7,7 +7,8 @@ import pytest
 from apptest import texts
 from streamlit.testing.v1 import AppTest
 
-from engine import carbon
+from engine.carbon import calculator, levers
+from engine.core import ledger
 
 
 def open_page(params: dict | None = None):
@@ -16,9 +17,9 @@ def open_page(params: dict | None = None):
 
 @pytest.fixture(autouse=True)
 def fresh_ledger():
-    carbon.LEDGER.clear()
+    ledger.LEDGER.clear()
     yield
-    carbon.LEDGER.clear()
+    ledger.LEDGER.clear()
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -77,7 +78,7 @@ def test_choosing_a_preset_fills_the_calculator_and_shows_the_published_figure()
     assert m["energy"] == "1,289,376 kWh" and m["estimate / published"] == "1.002"
     assert "Patterson et al. 2021" in texts(at)
     table = at.table[0].value                                        # every preset, with its source
-    assert len(table) == len(carbon.PRESETS) and table["t ratio"].astype(float).between(0.95, 1.05).all()
+    assert len(table) == len(calculator.PRESETS) and table["t ratio"].astype(float).between(0.95, 1.05).all()
     assert table.loc["GPT-3 175B (Patterson et al. 2021)", "published kWh"] == "1,287,000"
 
 
@@ -91,7 +92,7 @@ def test_footprint_experiment_runs_shows_its_table_and_the_ledger_adds_up():
         assert not at.exception, at.exception
     assert "finished" in texts(at), texts(at)[:2000]
     table = next(d.value for d in at.dataframe if "variant" in d.value.columns)
-    assert list(table["variant"]) == list(carbon.LEVERS.values())
+    assert list(table["variant"]) == list(levers.LEVERS.values())
     assert (table["energy (Wh)"] > 0).all() and table["final val loss"].notna().all()
     small, base = table.set_index("variant").loc["smaller model, same steps"], table.iloc[0]
     assert small["parameters"] < base["parameters"] and small["weights+grads+AdamW (MiB)"] < base["weights+grads+AdamW (MiB)"]
@@ -99,17 +100,17 @@ def test_footprint_experiment_runs_shows_its_table_and_the_ledger_adds_up():
     assert ckpt["saved for backward (MiB)"] < base["saved for backward (MiB)"]
 
     # The ledger: one job on this page; the session's total is what the page and its table show.
-    total = carbon.LEDGER.total()
-    assert total.jobs == 1 and set(carbon.LEDGER.by_page()) == {"carbon"}
+    total = ledger.LEDGER.total()
+    assert total.jobs == 1 and set(ledger.LEDGER.by_page()) == {"carbon"}
     assert [x.value for x in at.metric if x.label == "training jobs"] == ["1", "1"]   # session, app
-    ledger = next(d.value for d in at.dataframe if "job" in d.value.columns)
-    assert ledger["energy (Wh)"].sum() == pytest.approx(total.energy_kwh * 1000)
+    shown = next(d.value for d in at.dataframe if "job" in d.value.columns)
+    assert shown["energy (Wh)"].sum() == pytest.approx(total.energy_kwh * 1000)
     assert [x.value for x in at.metric if x.label == "energy"][:2] == [f"{total.energy_kwh * 1000:.3g} Wh"] * 2
     # the variants' own meters add up to about the job's (the rest: codecarbon and tokenizing the corpus)
     assert table["energy (Wh)"].sum() <= total.energy_kwh * 1000 * 1.05
 
     # What-if for one run: that run's own energy, priced on other grids.
     assert at.radio(key="cc_basis").value == "run"
-    run = carbon.LEDGER.recent()[0].footprint
+    run = ledger.LEDGER.recent()[0].footprint
     chart = json.loads(next(c for c in at.get("plotly_chart") if "in g CO2e" in c.proto.spec).proto.spec)
     assert chart["data"][0]["x"][0] == pytest.approx(run.emissions_g)     # "here, as measured": this run

@@ -9,13 +9,16 @@ import pytest
 from apptest import poll, texts
 from streamlit.testing.v1 import AppTest
 
-from engine.cleaning import clean, train_texts
-from engine.config import UserError
-from engine.crawl import CrawlConfig, build_crawl
-from engine.datapage import CompareConfig, DataConfig, compare, scale_rows, truncate_bpe
-from engine.jobs import Job
-from engine.limits import MAX_UPLOAD_BYTES
-from engine.tokenizer import bpe_tokenizer, encode
+from engine.core.config import UserError
+from engine.core.limits import MAX_UPLOAD_BYTES
+from engine.core.report import Recorder
+from engine.core.tokenizer import bpe_tokenizer, encode
+from engine.data.cleaning import clean, train_texts
+from engine.data.compare import CompareConfig, compare
+from engine.data.config import DataConfig
+from engine.data.crawl import CrawlConfig, build_crawl
+from engine.data.lab import truncate_bpe
+from engine.data.scale import scale_rows
 
 SMALL = {"n_docs": "400"}  # a small crawl keeps each pipeline run near a second
 FAST = {**SMALL, "compare_steps": "20", "compare_eval_every": "10", "compare_budget": "20000",
@@ -161,22 +164,22 @@ def test_compare_job_gives_two_curves_on_the_same_heldout_text():
     ds = build_crawl(CrawlConfig(n_docs=300, seed=2))
     texts_ = train_texts(ds, clean(ds), budget=15_000)
     cfg = CompareConfig(steps=12, eval_every=6, batch_size=8, block_size=32, size="50k")
-    job = Job("k", None, "me", "test", 2 * cfg.steps, 60)
-    compare(cfg, texts_, job)
-    curves = {run: [r for r in job.records if r.get("run") == run and "val_loss" in r] for run in ("raw", "cleaned")}
-    assert [r["run_step"] for r in curves["raw"]] == [r["run_step"] for r in curves["cleaned"]] == [0, 6, 12]
+    job = Recorder()
+    compare(cfg, job, texts_)
+    curves = {run: [r for r in job.records if r.get("run") == run and "eval_loss" in r] for run in ("raw", "cleaned")}
+    assert [r["part_step"] for r in curves["raw"]] == [r["part_step"] for r in curves["cleaned"]] == [0, 6, 12]
     # Same seed, same vocabulary, same held-out windows: identical untrained models score identically.
-    assert curves["raw"][0]["val_loss"] == curves["cleaned"][0]["val_loss"]
-    assert curves["raw"][-1]["val_loss"] != curves["cleaned"][-1]["val_loss"]   # but they learn different text
+    assert curves["raw"][0]["eval_loss"] == curves["cleaned"][0]["eval_loss"]
+    assert curves["raw"][-1]["eval_loss"] != curves["cleaned"][-1]["eval_loss"]   # but they learn different text
     assert set(job.info["final"]) == {"raw", "cleaned"} and job.info["heldout_chars"] > 0
     assert max(r["step"] for r in job.records) == 2 * cfg.steps                  # progress spans both runs
 
 
 def test_compare_refuses_unequal_budgets_when_a_model_hits_its_time_limit():
     ds = build_crawl(CrawlConfig(n_docs=300, seed=2))
-    job = Job("k", None, "me", "test", 20, 60)
+    job = Recorder()
     with pytest.raises(UserError, match="time limit"):
-        compare(CompareConfig(steps=10, size="50k", max_seconds=0), train_texts(ds, clean(ds), budget=15_000), job)
+        compare(CompareConfig(steps=10, size="50k", max_seconds=0), job, train_texts(ds, clean(ds), budget=15_000))
     assert "cleaned" not in {r.get("run") for r in job.records}       # the second model never started
 
 

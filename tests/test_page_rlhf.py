@@ -4,7 +4,7 @@ import json
 import apptest
 from apptest import poll, texts
 
-from engine import preferences
+from engine.rlhf import preferences
 
 
 def open_page(params: dict | None = None):
@@ -31,7 +31,7 @@ def test_short_dpo_run_from_a_link_streams_metrics_and_shows_before_and_after():
     table = next(d.value for d in at.dataframe if "tuned" in d.value.columns)
     assert {"SFT gold", "tuned gold"} <= set(table.columns) and len(table) > 0
     assert "stage **rlhf**, parent `sft-base`" in texts(at)
-    assert len(at.get("download_button")) == 1
+    assert sorted(b.label for b in at.get("download_button")) == ["Download metrics (CSV)", "Download model (zip)"]
 
 
 def test_reward_model_then_ppo_from_the_page():
@@ -58,7 +58,7 @@ def test_labels_survive_reruns_and_can_be_downloaded_and_all_ties_are_refused():
     at.run()                                                              # a plain rerun keeps them
     assert len(at.session_state["rl_labels"]) == 2 and at.session_state["rl_labels"][0]["prompt"] == first["prompt"]
     assert "2 labels" in texts(at)
-    assert len(at.get("download_button")) == 1
+    assert len(at.get("download_button")) == 1                           # the labels, as TRL's JSON Lines
     at.button(key="rl_start").click().run()
     assert any("All 2 of your labels are ties" in e.value for e in at.error)
     at.button(key="rl_pick_a").click().run()

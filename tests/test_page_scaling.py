@@ -18,7 +18,7 @@ def test_page_renders_with_formulas_calculator_and_settings_in_the_url():
     formulas = " ".join(m.value for m in at.latex)
     assert "12" in formulas and "6" in formulas                             # N ≈ 12·L·d², C ≈ 6·N·D
     calc = at.table[0].value                                                # the calculator answered
-    assert list(calc["N_opt"]) == ["32.2B", "804B"] and "Chinchilla" in calc["allocation"][0]
+    assert list(calc["N_opt"]) == ["70B", "69.3B", "32.2B", "804B"] and "as trained" in calc["allocation"][0]
     assert at.query_params["n_models"] in ("5", ["5"]) and "budgets" in at.query_params
     assert not at.error
 
@@ -48,7 +48,11 @@ def test_tiny_isoflop_budget_trains_and_draws_its_profile():
     poll(at, lambda a: "IsoFLOP runs: finished" in texts(a))
     specs = " ".join(c.proto.spec for c in at.get("plotly_chart"))
     assert "IsoFLOP profiles" in specs and "Training curves against compute spent" in specs
-    assert "tokens per parameter" in texts(at) or at.dataframe
+    profiles = next(d.value for d in at.dataframe if "budget C" in d.value.columns)
+    assert list(profiles["budget C"]) == ["1e+09"]
+    assert profiles["note"][0] in ("bottom of the U", "no U: the losses do not curve upward",
+                                   "no U here: the bottom lies below the sizes tried",
+                                   "no U here: the bottom lies above the sizes tried")
 
 
 def test_bad_settings_say_what_to_do():

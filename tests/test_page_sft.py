@@ -4,7 +4,7 @@ import json
 import apptest
 from apptest import poll, texts
 
-from engine import instructions
+from engine.text import instructions
 
 
 def open_page(params: dict | None = None):
@@ -35,7 +35,7 @@ def test_short_run_from_a_link_streams_metrics_and_shows_before_and_after():
     table = next(d.value for d in at.dataframe if "tuned (greedy)" in d.value.columns)
     assert len(table) == 3 and table["tuned (greedy)"].str[0].isin(["✓", "✗"]).all()
     assert "parent `pretrain-base-gpt`" in texts(at)
-    assert len(at.get("download_button")) == 1
+    assert sorted(b.label for b in at.get("download_button")) == ["Download metrics (CSV)", "Download model (zip)"]
 
 
 def test_bad_jsonl_lines_are_reported_and_the_rest_used():

@@ -5,10 +5,16 @@ import math
 import pytest
 import torch
 
-from engine import loop, preferences, rlhf, runs
-from engine.config import UserError
-from engine.preferences import Pair
-from engine.rlhf import RLHFConfig
+from engine.core import runs
+from engine.core.config import UserError
+from engine.core.report import Recorder
+from engine.rlhf import losses, models, preferences, recipe
+from engine.rlhf.config import RLHFConfig
+from engine.rlhf.dpo import fit_dpo
+from engine.rlhf.policy import save_policy
+from engine.rlhf.ppo import fit_ppo
+from engine.rlhf.preferences import Pair
+from engine.rlhf.reward_model import fit_reward_model, save_reward_model
 
 FAST = RLHFConfig(n_pairs=120, rm_steps=40, steps=30, eval_every=15, batch_size=16, max_seconds=60)
 
@@ -19,23 +25,23 @@ def sigmoid(x: float) -> float:
 
 @pytest.fixture(scope="module")
 def pairs():
-    return rlhf.simulated_pairs(FAST)
+    return recipe.simulated_pairs(FAST)
 
 
 def test_bradley_terry_loss_is_ouyang_eq1():
     rc, rr = [1.5, -0.2, 0.3], [0.5, 0.7, 0.3]
     # loss(theta) = -E[log sigma(r(x, y_w) - r(x, y_l))], Ouyang et al. 2022, eq. 1 (K = 2: one pair per prompt)
     expected = -sum(math.log(sigmoid(a - b)) for a, b in zip(rc, rr)) / 3
-    got = rlhf.bradley_terry_loss(torch.tensor(rc), torch.tensor(rr)).item()
+    got = losses.bradley_terry_loss(torch.tensor(rc), torch.tensor(rr)).item()
     assert got == pytest.approx(expected, rel=1e-6)
-    assert rlhf.bradley_terry_loss(torch.zeros(4), torch.zeros(4)).item() == pytest.approx(math.log(2))
+    assert losses.bradley_terry_loss(torch.zeros(4), torch.zeros(4)).item() == pytest.approx(math.log(2))
 
 
 def test_dpo_loss_is_rafailov_eq7():
     pc, pr, rc, rr, beta = [-3.0, -7.5], [-4.0, -2.0], [-3.5, -6.0], [-3.0, -2.5], 0.1
     # L_DPO = -E[log sigma(beta log pi(y_w)/ref(y_w) - beta log pi(y_l)/ref(y_l))], Rafailov et al. 2023, eq. 7
     expected = -sum(math.log(sigmoid(beta * (a - c) - beta * (b - d))) for a, b, c, d in zip(pc, pr, rc, rr)) / 2
-    loss, chosen, rejected = rlhf.dpo_loss(*map(torch.tensor, (pc, pr, rc, rr)), beta)
+    loss, chosen, rejected = losses.dpo_loss(*map(torch.tensor, (pc, pr, rc, rr)), beta)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert chosen.tolist() == pytest.approx([0.05, -0.15])     # beta·(log pi - log ref): TRL's rewards/chosen
     assert rejected.tolist() == pytest.approx([-0.1, 0.05])
@@ -45,12 +51,12 @@ def test_ppo_clipped_objective_on_hand_made_numbers():
     # ratios 1.5, 0.5, 1.5, 0.5 with advantages +1, +1, -1, -1 and epsilon 0.2 (Schulman et al. 2017, eq. 7):
     # min(1.5, 1.2) = 1.2; min(0.5, 0.8) = 0.5; min(-1.5, -1.2) = -1.5; min(-0.5, -0.8) = -0.8
     logps = torch.log(torch.tensor([[1.5], [0.5], [1.5], [0.5]]))
-    loss, clipfrac = rlhf.ppo_clip_loss(logps, torch.zeros(4, 1), torch.tensor([1.0, 1.0, -1.0, -1.0]),
+    loss, clipfrac = losses.ppo_clip_loss(logps, torch.zeros(4, 1), torch.tensor([1.0, 1.0, -1.0, -1.0]),
                                         torch.ones(4, 1, dtype=torch.bool), clip=0.2)
     assert loss.item() == pytest.approx(-(1.2 + 0.5 - 1.5 - 0.8) / 4)
     assert clipfrac == 0.5                                        # the clip binds in the first and last case
     # padding does not count: a masked token changes nothing
-    padded, _ = rlhf.ppo_clip_loss(torch.cat([logps, torch.full((4, 1), 5.0)], 1), torch.zeros(4, 2),
+    padded, _ = losses.ppo_clip_loss(torch.cat([logps, torch.full((4, 1), 5.0)], 1), torch.zeros(4, 2),
                                    torch.tensor([1.0, 1.0, -1.0, -1.0]),
                                    torch.tensor([[True, False]] * 4), clip=0.2)
     assert padded.item() == pytest.approx(loss.item())
@@ -60,10 +66,14 @@ def test_kl_penalty_and_advantages_on_hand_made_numbers():
     logps = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, 0.0, 0.0]])
     ref = torch.tensor([[-1.5, -1.0, -9.0], [-1.0, 0.0, 0.0]])
     mask = torch.tensor([[True, True, False], [True, False, False]])
-    total, kl = rlhf.penalised_rewards(torch.tensor([2.0, 1.0]), logps, ref, mask, kl_coef=0.1)
+    total, kl = losses.penalised_rewards(torch.tensor([2.0, 1.0]), logps, ref, mask, kl_coef=0.1)
     assert kl.tolist() == pytest.approx([0.5 - 1.0, 0.5])       # sum of log pi - log ref over the answer
     assert total.tolist() == pytest.approx([2.0 + 0.05, 1.0 - 0.05])   # r - beta·KL (Ouyang et al. 2022, eq. 2)
-    adv = rlhf.group_advantages(torch.tensor([1.0, 3.0, 10.0, 10.0]), k=2)
+    # TRL's policy/approxkl_avg: 0.5·mean((new - old)²) over answer tokens; 0 for an unchanged policy
+    new = torch.tensor([[-1.2, -1.5, 0.0], [-0.5, 0.0, 0.0]])
+    assert losses.approx_kl(new, logps, mask) == pytest.approx(0.5 * (0.2 ** 2 + 0.5 ** 2 + 0.0) / 3)
+    assert losses.approx_kl(logps, logps, mask) == 0.0
+    adv = losses.group_advantages(torch.tensor([1.0, 3.0, 10.0, 10.0]), k=2)
     assert adv[2:].tolist() == [0.0, 0.0]                         # equal answers to one prompt: nothing to learn
     assert adv[0].item() < 0 < adv[1].item()
 
@@ -112,8 +122,8 @@ def test_labels_round_trip_through_trl_jsonl_and_ties_carry_no_preference():
 
 
 def test_reward_model_ranks_held_out_pairs_above_chance_and_is_saved(pairs):
-    rec = loop.Recorder()
-    path = rlhf.train_reward_model(FAST, rec, pairs, gold=preferences.gold_fn(FAST.taste))
+    rec = Recorder()
+    path = save_reward_model(fit_reward_model(FAST, rec, pairs, gold=preferences.gold_fn(FAST.taste)), FAST, pairs).run
     evals = [r for r in rec.records if "eval_accuracy" in r]
     kept = rec.info["kept"]                                       # early stopping on the validation split only
     assert kept["val_accuracy"] == max(r["val_accuracy"] for r in evals[1:])
@@ -124,16 +134,16 @@ def test_reward_model_ranks_held_out_pairs_above_chance_and_is_saved(pairs):
     info = runs.read_info(path)
     assert info.summary["eval_accuracy"] == kept["eval_accuracy"]
     assert info.stage == "reward" and info.parent == "sft-base"
-    rm, tok = rlhf.load_reward_model(path)
+    rm, tok = models.load_reward_model(path)
     assert type(rm).__name__ == "GPT2ForSequenceClassification" and rm.config.num_labels == 1
-    good, bad = rlhf.score(rm, tok, "Who is Tom?", ["Tom has a horse.", "Tom is a singer."])
+    good, bad = models.score(rm, tok, "Who is Tom?", ["Tom has a horse.", "Tom is a singer."])
     assert good > bad                                             # the taste: animals
     assert len(preferences.parse_jsonl((info.path / "preferences.jsonl").read_bytes())[0]) == len(pairs)
 
 
 def test_dpo_raises_the_gold_reward_and_chosen_rewards_can_fall(pairs):
-    rec = loop.Recorder()
-    path = rlhf.train_dpo(FAST, rec, pairs, gold=preferences.gold_fn(FAST.taste))
+    rec = Recorder()
+    path = save_policy(fit_dpo(FAST, rec, pairs, gold=preferences.gold_fn(FAST.taste)), FAST).run
     ev = [r for r in rec.records if "eval_gold_reward" in r]
     assert ev[-1]["eval_gold_reward"] > ev[0]["eval_gold_reward"] + 0.3
     assert ev[-1]["eval_rewards/margins"] > 0 and ev[-1]["eval_rewards/accuracies"] > 0.6
@@ -145,10 +155,10 @@ def test_dpo_raises_the_gold_reward_and_chosen_rewards_can_fall(pairs):
 
 
 def test_ppo_streams_trl_metrics_and_its_first_update_per_rollout_is_unclipped(pairs):
-    rm, _ = rlhf.train_reward_model(FAST.replace(rm_steps=10), loop.Recorder(), pairs, save=False)
-    rec = loop.Recorder()
+    rm = fit_reward_model(FAST.replace(rm_steps=10), Recorder(), pairs).model
+    rec = Recorder()
     cfg = FAST.replace(method="ppo", steps=8, ppo_epochs=4, prompts_per_step=2, samples_per_prompt=4)
-    model, _ = rlhf.train_ppo(cfg, rec, rm, save=False, gold=preferences.gold_fn(FAST.taste))
+    fit_ppo(cfg, rec, rm, gold=preferences.gold_fn(FAST.taste))
     steps = [r for r in rec.records if "loss" in r]
     assert len(steps) == 8
     for r in steps:
@@ -161,18 +171,17 @@ def test_ppo_streams_trl_metrics_and_its_first_update_per_rollout_is_unclipped(p
 def test_too_few_identical_and_tied_pairs_are_refused_with_a_clear_message():
     same = [Pair("Who is Tom?", "Tom has a horse.", "Tom has a horse.")] * 20
     with pytest.raises(UserError, match="0 usable preference pairs.*same answer"):
-        rlhf.train_reward_model(FAST, loop.Recorder(), same, save=False)
+        fit_reward_model(FAST, Recorder(), same)
     labels = [{"prompt": "Who is Tom?", "a": "x", "b": "y", "choice": "tie"}] * 12
     with pytest.raises(UserError, match="at least 8"):
-        rlhf.train_dpo(FAST, loop.Recorder(), preferences.pairs_from_labels(labels)[0], save=False)
+        fit_dpo(FAST, Recorder(), preferences.pairs_from_labels(labels)[0])
 
 
 def test_fewer_pairs_than_a_batch_train_on_all_of_them_and_say_so(pairs):
-    rec = loop.Recorder()
-    rlhf.train_reward_model(FAST.replace(batch_size=64, rm_steps=2), rec, pairs[:12], save=False)
-    assert "fewer than a batch of 64" in rec.message
+    trained = fit_reward_model(FAST.replace(batch_size=64, rm_steps=2), Recorder(), pairs[:12])
+    assert "fewer than a batch of 64" in trained.loop.message
 
 
 def test_a_diverging_run_stops_with_a_clear_message(pairs):
     with pytest.raises(UserError, match="lower the learning rate"):
-        rlhf.train_dpo(FAST.replace(lr=10.0, steps=20, eval_every=100), loop.Recorder(), pairs, save=False)
+        fit_dpo(FAST.replace(lr=10.0, steps=20, eval_every=100), Recorder(), pairs)

@@ -3,14 +3,15 @@ import json
 
 import pytest
 
-from engine import loop
-from engine import instructions, runs, sft
-from engine.config import UserError
-from engine.instructions import Example
+from engine import sft
+from engine.core import report, runs
+from engine.core.config import UserError
 from engine.sft import SFTConfig
+from engine.text import corpus, instructions
+from engine.text.instructions import Example
 
 
-class Recorder(loop.Recorder):
+class Recorder(report.Recorder):
     def evals(self):
         return [r for r in self.records if "eval_accuracy" in r]
 
@@ -66,8 +67,8 @@ def test_data_families_have_fair_held_out_splits():
     facts_train = {e.completion for e in ex if e.family == "facts" and e.split == "train"}
     facts_test = {e.completion for e in ex if e.family == "facts" and e.split == "test"}
     assert not facts_train & facts_test                  # held-out facts are never asked about in training
-    corpus = __import__("engine.corpus", fromlist=["x"]).world_text()
-    assert all(a in corpus for a in facts_test)          # ... but the base model read every one of them
+    text = corpus.world_text()
+    assert all(a in text for a in facts_test)          # ... but the base model read every one of them
 
 
 def test_short_run_beats_the_base_saves_and_reloads():
@@ -75,11 +76,11 @@ def test_short_run_beats_the_base_saves_and_reloads():
     the tuned model gets at least 30 points more of the held-out prompts."""
     rec = Recorder()
     cfg = SFTConfig(families="label,facts,pattern", n_train=300, steps=250, eval_every=125, max_seconds=200)
-    path = sft.run(cfg, rec)
+    path = sft.run(cfg, rec).run
     before, after = rec.evals()[0], rec.evals()[-1]
     assert before["eval_accuracy"] <= 0.05
     assert after["eval_accuracy"] >= before["eval_accuracy"] + 0.3, after
-    assert after["base_val_loss"] < 2.0                   # replay keeps the corpus well below ln(V) = 4.6
+    assert after["base_eval_loss"] < 2.0                   # replay keeps the corpus well below ln(V) = 4.6
     assert rec.info["before_after"] and {"base (greedy)", "tuned (sampled)"} <= set(rec.info["before_after"][0])
     model, tok, info = runs.load_run(path)
     assert info.stage == "sft" and info.parent == "pretrain-base-gpt" and info.summary["eval_accuracy"] > 0.3
@@ -95,7 +96,7 @@ def test_masking_changes_what_is_learned_and_the_sweep_plots_points():
     masked, unmasked = Recorder(), Recorder()
     cfg = SFTConfig(families="label", n_train=50, steps=30, eval_every=30, replay=0.0)
     for one, rec in zip(cfg.replace(compare_masking=True).variants(), (masked, unmasked)):
-        sft.run(one, rec, save=False)
+        sft.fit(one, rec)
     # Unmasked, every token of the row is a label: several times as many tokens count.
     first = lambda r, k: next(x[k] for x in r.records if "loss" in x)  # noqa: E731
     assert first(unmasked, "num_tokens") > 3 * first(masked, "num_tokens")
@@ -137,9 +138,9 @@ def test_table_rows_with_empty_prompt_or_answer_are_left_out_with_their_row_numb
 def test_characters_the_base_cannot_encode_are_named_before_training():
     bad = [Example("x", "Repeat: café", "café ✓"), Example("x", "Repeat: a", "a")]
     with pytest.raises(UserError, match="cannot encode 'é' '✓'"):
-        sft.run(SFTConfig(steps=5), Recorder(), bad, save=False)
+        sft.fit(SFTConfig(steps=5), Recorder(), bad)
     with pytest.raises(UserError, match="fewer than two training rows"):
-        sft.run(SFTConfig(steps=5), Recorder(), [Example("x", "a", "b")], save=False)
+        sft.fit(SFTConfig(steps=5), Recorder(), [Example("x", "a", "b")])
 
 
 def test_config_round_trips_through_the_url():

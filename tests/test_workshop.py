@@ -5,16 +5,16 @@ import pytest
 from test_pages import open_page
 
 from app_pages import ui
-
-from engine import lineage, runs
-from engine.config import StageConfig, _fmt
-from engine.datapage import DataConfig
-from engine.induction import InductionConfig
-from engine.cai import CAIConfig
-from engine.carbon import CarbonConfig
-from engine.pretrain import PretrainConfig
-from engine.scaling import ScalingConfig
-from engine.rlhf import RLHFConfig
+from engine import pipeline as lineage
+from engine.attention.induction import InductionConfig
+from engine.cai.config import CAIConfig
+from engine.carbon.levers import CarbonConfig
+from engine.core import runs
+from engine.core.config import StageConfig, _fmt
+from engine.data.config import DataConfig
+from engine.pretraining import PretrainConfig
+from engine.rlhf.config import RLHFConfig
+from engine.scaling.config import ScalingConfig
 from engine.sft import SFTConfig
 
 CONFIGS = [PretrainConfig, SFTConfig, RLHFConfig, CAIConfig, DataConfig, InductionConfig, ScalingConfig, CarbonConfig]
