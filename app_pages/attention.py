@@ -344,7 +344,7 @@ def watch_tab() -> None:
 def submissions() -> list[dict]:
     run_cfg = ind_cfg
     run_cfg.check()
-    owner = ui.session_id()
+    owner = ui.visitor_id()
     return [dict(key=run_cfg.key(), label="Induction run", total_steps=run_cfg.steps, stage="attention",
                  max_seconds=run_cfg.max_seconds, task=Task(induction.run, run_cfg, {"owner": owner}))]
 

@@ -171,7 +171,7 @@ cfg: CAIConfig = ui.read_config(CAIConfig, P)
 def submissions() -> list[dict]:
     if problem:
         raise UserError(f"Fix the constitution first: {problem}")
-    one, owner = cfg, ui.session_id()
+    one, owner = cfg, ui.visitor_id()
     steps = one.sl_steps + one.dpo_steps * (2 if one.compare_human else 1)
     return [dict(key=one.key(), label="constitutional AI", total_steps=steps, max_seconds=one.max_seconds, stage="cai",
                  task=Task(cai_run.run, one, {"owner": owner}))]

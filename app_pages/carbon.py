@@ -51,7 +51,7 @@ st.markdown(
 
 # --- measured here --------------------------------------------------------------------------------
 st.header("Measured here")
-owner = ui.session_id()
+owner = ui.visitor_id()
 # Totals from the per-page figures, so the numbers and the chart below agree even if a job ends meanwhile.
 pages_mine, pages_all = LEDGER.by_page(owner), LEDGER.by_page()
 mine, everyone = sum_totals(pages_mine.values()), sum_totals(pages_all.values())

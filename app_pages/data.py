@@ -303,12 +303,7 @@ ui.controls(Q, quality_submissions, label="Score the crawl")
 
 
 def draw_quality(snaps: list[dict]) -> None:
-    snap = snaps[0]
-    if snap["status"] == "running":
-        done = snap["info"].get("progress", 0.0)
-        st.progress(done, text=f"Embedding the crawl with all-MiniLM-L6-v2: {done:.0%}")
-    else:
-        ui.status_line(snap)
+    ui.status_line(snaps[0])
 
 
 ui.live(Q, draw_quality)

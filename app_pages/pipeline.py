@@ -47,7 +47,7 @@ st.markdown("Every model you trained here, and the one it was tuned from: a **pr
             "added. The baked runs that ship with the app stand in for stages you have not trained yet.")
 
 ui.init_config(CompareConfig, P)
-known = lineage.tree(ui.session_id(), also=ui.my_results())
+known = lineage.tree(ui.visitor_id(), also=ui.my_results())
 ends = {r.path.name: r for r in lineage.leaves(known)}
 if st.session_state[f"{P}.end"] not in ends:   # empty, or a run from another visitor's link
     st.session_state[f"{P}.end"] = next(iter(ends))

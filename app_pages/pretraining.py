@@ -98,7 +98,7 @@ def submissions() -> list[dict]:
     upload = st.session_state.get(f"_{P}_text", (None, None))[1] if cfg.corpus == "upload" else None
     text = pretrain.load_text(cfg, upload)   # raises UserError with the reason (empty, offline, ...)
     data = pretrain.prepare(cfg, text)         # tokenizes once; too-short text is refused here
-    owner = ui.session_id()
+    owner = ui.visitor_id()
     return [dict(key=one.key(data.text_digest), label={"clm": "GPT (next token)", "mlm": "BERT (masked token)"}[one.objective],
                  total_steps=one.steps, max_seconds=one.max_seconds, stage="pretrain",
                  task=Task(pretrain.run, one, {"upload": text, "owner": owner}))

@@ -160,7 +160,7 @@ cfg = ui.read_config(RLHFConfig, P)
 
 def rm_submissions() -> list[dict]:
     check_source()
-    owner, given = ui.session_id(), pairs
+    owner, given = ui.visitor_id(), pairs
     return [dict(key=cfg.key("reward", data_key()), label="reward model", total_steps=cfg.rm_steps,
                  max_seconds=cfg.max_seconds + 30, stage="reward",
                  task=Task(recipe.run_reward, cfg, {"pairs": given, "owner": owner}))]
@@ -262,7 +262,7 @@ else:
 
 
 def policy_submissions() -> list[dict]:
-    owner, given, one = ui.session_id(), pairs, cfg
+    owner, given, one = ui.visitor_id(), pairs, cfg
     if cfg.method == "dpo":
         check_source()
     else:   # the reward model, named now (it may be one the cache gave this visitor); a clear error if none

@@ -140,7 +140,7 @@ def sweep_tab() -> None:
                            + "; warmup then cosine decay over the run, and the same batches for every model.")
 
     def sweep_jobs() -> list[dict]:
-        owner = ui.session_id()
+        owner = ui.visitor_id()
         out = []
         for one in sweep.archs():
             plan = plans.sweep_plan(one, vocab_of(one.corpus, one.block_size))  # refuses bad sizes at the click
@@ -460,7 +460,7 @@ def smaller_models_tab() -> None:
     """Keeping most of the quality in fewer parameters: pruning and distillation."""
     st.markdown("Two ways to keep most of a trained model's quality in fewer parameters: **prune** its smallest "
                 "weights, or **distil** it into a smaller student that learns from its predicted probabilities.")
-    owner = ui.session_id()
+    owner = ui.visitor_id()
     trained = {r.path.name: r for r in ui.my_runs("pretrain")
                if r.objective == "clm" and r.config.get("corpus") in ("world", "python-docs")}
 

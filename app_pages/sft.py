@@ -163,7 +163,7 @@ COLORS = {LABELS[True]: "#1f77b4", LABELS[False]: "#ff7f0e"}
 def submissions() -> list[dict]:
     if tok is None:
         raise UserError("Fix the data first (see the message above).")
-    owner, rows = ui.session_id(), list(examples)
+    owner, rows = ui.visitor_id(), list(examples)
     return [dict(key=one.key("train", data_key), label=LABELS[one.mask_prompt], total_steps=one.steps,
                  max_seconds=one.max_seconds, stage="sft",
                  task=Task(sft.run, one, {"examples": rows, "owner": owner}))

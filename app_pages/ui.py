@@ -16,6 +16,7 @@ import pandas  # first imported here: codecarbon imports it in job threads, and 
 import plotly.graph_objects as go  # pandas there crashed a page's plotly (seen)
 import streamlit as st
 
+from app_pages.visitors import TOKEN, Visitors, new_token
 from engine.core import limits, runs
 from engine.core.config import StageConfig, UserError
 from engine.core.jobs import Job, JobRunner
@@ -30,15 +31,27 @@ def runner() -> JobRunner:
     return JobRunner()
 
 
+def _gone(visitor: str) -> None:
+    """The visitor's last tab has been closed for the grace period: free their slots; their energy
+    stays in the app's totals, not as a visitor's."""
+    runner().stop_owner(visitor)
+    LEDGER.forget(visitor)
+
+
+@st.cache_resource
+def visitors() -> Visitors:
+    return Visitors(on_gone=_gone)
+
+
 class _Session:
     def __init__(self):
         self.id = uuid.uuid4().hex[:12]
+        self.visitor: str | None = None
 
 
 def _release(session: _Session) -> None:
-    """The tab closed: free its slots; its energy stays in the app's totals, not as a session."""
-    runner().stop_owner(session.id)
-    LEDGER.forget(session.id)
+    if session.visitor:
+        visitors().detach(session.visitor, session.id)
 
 
 @st.cache_resource(scope="session", on_release=_release)
@@ -46,8 +59,17 @@ def _session() -> _Session:
     return _Session()
 
 
-def session_id() -> str:
-    return _session().id
+def visitor_id() -> str:
+    """This visitor's token (app_pages/visitors.py): from the URL's `v` when it carries a valid one,
+    else new; written back to the URL on every page, so a reload or a second tab is the same visitor."""
+    session = _session()
+    if session.visitor is None:
+        given = st.query_params.get("v", "")
+        session.visitor = given if TOKEN.fullmatch(given) else new_token()
+        visitors().attach(session.visitor, session.id)
+    if st.query_params.get("v") != session.visitor:
+        st.query_params["v"] = session.visitor
+    return session.visitor
 
 
 # --- configs that live in the URL ----------------------------------------------------------
@@ -137,21 +159,21 @@ def options(cls: type[StageConfig], name: str) -> tuple:
 # --- jobs ------------------------------------------------------------------------------------
 
 def jobs_of(slot: str) -> list[Job]:
-    """The jobs this page started (kept in the session, so a page switch does not lose them)."""
-    ids = st.session_state.get(f"_jobs_{slot}", [])
-    return [j for j in (runner().get(i) for i in ids) if j is not None]
+    """The jobs this visitor last started in this slot (kept per visitor, so a page switch, a
+    reload or a second tab finds them)."""
+    return [j for j in (runner().get(i) for i in visitors().jobs(visitor_id(), slot)) if j is not None]
 
 
 def my_results() -> list[str]:
     """Folder names of the runs this visitor's jobs gave, on every page: a job replayed from the cache
     gives the run another visitor trained first, which is this visitor's result all the same."""
-    ids = [i for k, v in st.session_state.items() if str(k).startswith("_jobs_") for i in v]
-    return [Path(j.result).name for j in (runner().get(i) for i in ids) if j is not None and j.result]
+    jobs = (runner().get(i) for i in visitors().all_jobs(visitor_id()))
+    return [Path(j.result).name for j in jobs if j is not None and j.result]
 
 
 def my_runs(stage: str | None = None) -> list[runs.RunInfo]:
     """The baked runs, this visitor's, and those their jobs got from the cache (runs.list_runs)."""
-    return runs.list_runs(stage, owner=session_id(), also=my_results())
+    return runs.list_runs(stage, owner=visitor_id(), also=my_results())
 
 
 def start_jobs(slot: str, submissions: Callable[[], list[dict]]) -> None:
@@ -163,18 +185,20 @@ def start_jobs(slot: str, submissions: Callable[[], list[dict]]) -> None:
     jobs = []
     try:
         for kw in submissions():
-            jobs.append(runner().submit(owner=session_id(), **kw))
+            jobs.append(runner().submit(owner=visitor_id(), **kw))
     except UserError as e:
         for j in jobs:  # all or nothing: a half-started pair would run unseen
             j.stop()
         st.session_state[f"_error_{slot}"] = str(e)
         return
-    st.session_state[f"_jobs_{slot}"] = [j.id for j in jobs]
-    st.session_state[f"_live_{slot}"] = True
+    visitors().set_jobs(visitor_id(), slot, [j.id for j in jobs])
 
 
 def controls(slot: str, start: Callable[[], list[dict]], label: str = "Train") -> list[Job]:
-    """Train / Pause-Resume / Stop / Reset, drawn disabled when they cannot act."""
+    """Train / Pause-Resume / Stop / Reset, drawn disabled when they cannot act. Starts the jobs
+    here when a one-click experiment asked for them in the run before."""
+    if st.session_state.pop(f"_autostart_{slot}", False):
+        start_jobs(slot, start)
     jobs = jobs_of(slot)
     active = [j for j in jobs if j.active]
     paused = bool(active) and all(j.status == "paused" for j in active)
@@ -196,13 +220,14 @@ def controls(slot: str, start: Callable[[], list[dict]], label: str = "Train") -
 def _reset(slot: str) -> None:
     for j in jobs_of(slot):
         j.stop()
-    for k in ("_jobs_", "_live_", "_error_"):
-        st.session_state.pop(f"{k}{slot}", None)
+    visitors().set_jobs(visitor_id(), slot, [])
+    st.session_state.pop(f"_error_{slot}", None)
 
 
 def live(slot: str, draw: Callable[[list[dict]], None]) -> None:
     """Redraw `draw(snapshots)` twice a second while this slot's jobs run; once they end, offer
-    their metrics as a CSV and rerun the whole page once so post-training sections appear."""
+    their metrics as a CSV and rerun the whole page once so post-training sections appear (also on
+    a page drawn after a reload, while the jobs ran)."""
     active = any(j.active for j in jobs_of(slot))
 
     @st.fragment(run_every=0.5 if active else None)
@@ -214,8 +239,7 @@ def live(slot: str, draw: Callable[[list[dict]], None]) -> None:
         draw(snaps)
         if not any(j.active for j in jobs):
             download_metrics(snaps, slot)
-            if st.session_state.get(f"_live_{slot}"):
-                st.session_state[f"_live_{slot}"] = False
+            if active:   # they were running when the page was drawn: draw it again, finished
                 st.rerun()
 
     view()
@@ -230,7 +254,11 @@ def status_line(snap: dict) -> None:
                 f"(about {snap['queue_eta']:.0f} s).", icon=":material/hourglass_top:")
         return
     frac, eta = snap["progress"], snap["eta"]
-    if s in ("running", "paused"):
+    if (prep := snap["preparing"]) and s == "running":
+        left = f" · about {prep['eta']:.0f} s left" if prep["eta"] is not None else ""
+        st.progress(min(1.0, prep["done"] / max(prep["total"], 1e-9)),
+                    text=f"{name}: {prep['what']}, {prep['done']:.0f} of {prep['total']:.0f}{left}")
+    elif s in ("running", "paused"):
         left = f"about {eta:.0f} s left" if eta is not None else (snap["message"] or "starting")
         st.progress(frac, text=f"{name}: {'paused · ' if s == 'paused' else ''}{frac:.0%} · {left}")
     elif s == "failed":
@@ -272,11 +300,12 @@ def smooth(ys: list[float], alpha: float = 0.9) -> list[float]:
     return out
 
 
-def curve_chart(series: list[dict], title: str, ytitle: str = "loss", hlines: typing.Sequence[tuple] = (),
-                key: str | None = None, height: int = 360, xtitle: str = "step", log_x: bool = False,
-                log_y: bool = False, x_power: bool = False) -> None:
+def curve_chart(series: list[dict], title: str, *, notice: str, ytitle: str = "loss",
+                hlines: typing.Sequence[tuple] = (), key: str | None = None, height: int = 360, xtitle: str = "step",
+                log_x: bool = False, log_y: bool = False, x_power: bool = False) -> None:
     """series: dicts with name, x, y and optional color, dash, markers (or mode: "lines",
-    "markers", "lines+markers"), symbol, size, legend. hlines: (y, label)."""
+    "markers", "lines+markers"), symbol, size, legend. hlines: (y, label), the scale anchors (a
+    uniform guess, the base model, a published figure). `notice`: what to notice (see `plot`)."""
     fig = go.Figure()
     for s in series:
         x, y = downsample(list(s["x"]), list(s["y"]))
@@ -297,15 +326,71 @@ def curve_chart(series: list[dict], title: str, ytitle: str = "loss", hlines: ty
                       legend=dict(orientation="h", yanchor="top", y=-0.28))   # below the x axis's title
     fig.update_xaxes(title=xtitle, type="log" if log_x else "linear", exponentformat="power" if x_power else "SI")
     fig.update_yaxes(title=ytitle, type="log" if log_y else "linear")
-    plot(fig, key=key)
+    plot(fig, notice=notice, key=key)
 
 
-def plot(fig: go.Figure, **kwargs) -> None:
-    """st.plotly_chart, with larger text and taller charts in projector mode."""
+def plot(fig: go.Figure, *, notice: str, **kwargs) -> None:
+    """st.plotly_chart, with larger text and taller charts in projector mode, and under it the
+    one sentence that says what to notice, with its scale anchor ("well below ln V = 4.6, a
+    uniform guess") and, when a number is the toy's, that it is the toy's. Every chart has one."""
     if projector():
         fig.update_layout(font=dict(size=20), height=int((fig.layout.height or 400) * 1.3),
                           title_font=dict(size=24))
     st.plotly_chart(fig, **{"width": "stretch", **kwargs})
+    takeaway(notice)
+
+
+def takeaway(text: str) -> None:
+    """What to notice in the chart (or table) just above."""
+    st.caption(f":material/lightbulb: **What to notice:** {text}")
+
+
+# --- the first minute: few controls in view, the rest under Advanced; one-click experiments ------
+
+def advanced(what: str = "settings") -> typing.ContextManager:
+    """The controls a first visit does not need (warmup, seed, batch, bf16, evaluation cadence, the
+    time limit), folded away: `with ui.advanced(): ...`."""
+    return st.expander(f"Advanced {what}", icon=":material/tune:")
+
+
+def one_click(label: str, prefix: str, slot: str, settings: dict, help: str, key: str | None = None) -> None:
+    """A headline effect in one click ("Watch reward hacking"): set the page's widgets to
+    `settings` and start the slot's jobs with them. The jobs start in the next run, from
+    `controls`, so they are built from the new settings, not the ones on screen at the click."""
+    def click():
+        for name, value in settings.items():
+            st.session_state[f"{prefix}.{name}"] = value
+        st.session_state[f"_autostart_{slot}"] = True
+
+    st.button(label, on_click=click, help=help, key=key or f"{slot}_one_click_{label}", icon=":material/bolt:",
+              disabled=any(j.active for j in jobs_of(slot)))
+
+
+# Plain names on screen for the metrics the engine logs; the name TRL and transformers log goes in
+# the help text, so what people see here matches what they will see in real tools.
+METRICS = {
+    "loss": "training loss", "eval_loss": "validation loss", "eval_perplexity": "validation perplexity",
+    "eval_accuracy": "validation accuracy", "eval_mean_token_accuracy": "validation token accuracy",
+    "mean_token_accuracy": "training token accuracy", "base_eval_loss": "validation loss on the base model's text",
+    "rewards/chosen": "implicit reward, chosen", "rewards/rejected": "implicit reward, rejected",
+    "rewards/margins": "reward margin", "rewards/accuracies": "preference accuracy",
+    "eval_rewards/margins": "validation reward margin", "eval_rewards/accuracies": "validation preference accuracy",
+    "objective/kl": "KL from the SFT model", "objective/scores": "reward-model score",
+    "objective/rlhf_reward": "reward minus KL penalty", "objective/entropy": "entropy of the answers",
+    "policy/clipfrac_avg": "share of clipped tokens", "policy/approxkl_avg": "KL per update",
+    "gold_reward": "true (gold) reward", "eval_gold_reward": "validation true (gold) reward",
+    "eval_scores": "validation reward-model score", "val_loss": "validation loss", "val_accuracy": "validation accuracy",
+}
+
+
+def label(key: str) -> str:
+    """The plain name of a logged metric."""
+    return METRICS.get(key, key.replace("_", " "))
+
+
+def metric_help(key: str, more: str = "") -> str:
+    """Help text that names the metric as TRL / transformers log it."""
+    return f"{more} Logged as `{key}`, as TRL and transformers name it.".strip()
 
 
 def plain(text: str) -> str:
@@ -384,7 +469,8 @@ def workshop_tools() -> None:
             hide = st.multiselect("Hide these controls for the people who open it", ["preset", *fields],
                                   default=[n for n in hidden if n in ("preset", *fields)], key="_link_hide",
                                   help="for guided exercises: hidden controls keep the link's values")
-            params = {k: v for k, v in st.query_params.to_dict().items() if k != "_hide"}
+            # Not the visitor's own token (`v`): whoever opens the link is someone new.
+            params = {k: v for k, v in st.query_params.to_dict().items() if k not in ("_hide", "v")}
             if hide:
                 params["_hide"] = ",".join(hide)
             base = (st.context.url or "").split("?")[0]

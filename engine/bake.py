@@ -16,14 +16,17 @@ from engine.core import runs
 from engine.core.report import Reporter, StageResult
 from engine.core.runs import ASSET_RUNS
 
-BASE_GPT = pretraining.PretrainConfig(corpus="world", tokenizer="char", objective="clm", size="200k", block_size=64,
-                                      steps=2500, lr=2e-3, warmup=100, max_seconds=3600, eval_every=250,
-                                      sample_every=1000, seed=0)
-# The SFT page's defaults, run to the end whatever the machine's speed.
-BASE_SFT = sft.SFTConfig(max_seconds=3600)
+BASE_GPT = pretraining.PretrainConfig(corpus="world", tokenizer="char", objective="clm", arch="gpt2", size="200k",
+                                      block_size=64, batch_size=16, steps=2500, lr=2e-3, warmup=100, max_seconds=3600,
+                                      eval_every=250, sample_every=1000, seed=0, bf16=True)
+# Every setting spelled out, so a page's changed defaults never change what is baked; run to the
+# end whatever the machine's speed.
+BASE_SFT = sft.SFTConfig(families="facts,copy,reverse,uppercase,label,pattern", n_train=1000, mask_prompt=True,
+                         replay=0.25, steps=1600, lr=3e-3, batch_size=32, warmup=30, max_seconds=3600,
+                         eval_every=100, seed=0, bf16=True)
 # Constitutional AI's starting point: the same recipe on the SFT families plus compliance with
 # red-team prompts, longer because a third of each batch is red-team rows.
-HELPFUL_ONLY = sft.SFTConfig(steps=2400, max_seconds=3600)
+HELPFUL_ONLY = BASE_SFT.replace(steps=2400)
 
 
 def bake_helpful_only(cfg: sft.SFTConfig, reporter: Reporter) -> StageResult:

@@ -72,7 +72,8 @@ def test_clicking_train_again_and_again_runs_one_job_at_a_time():
         assert at.button(key="pt_start").disabled          # a second click cannot reach the server
         assert sum(j.active for j in ui.runner().jobs.values()) == 1
         poll(at, lambda a: "finished" in texts(a) and not a.button(key="pt_start").disabled)
-    assert len(at.session_state["_jobs_pt"]) == 1 and not at.exception
+    visitor = at.query_params["v"]
+    assert len(ui.visitors().jobs(visitor, "pt")) == 1 and not at.exception
 
 
 def test_switching_pages_during_a_run_keeps_the_run_and_the_per_person_cap_says_so():

@@ -88,3 +88,21 @@ def test_the_pipeline_view_draws_the_run_tree_and_every_stage_answer(app_url, br
     assert page.locator('[data-testid="stGraphVizChart"] svg g.edge').count() >= 1
     assert page.locator(".st-key-_projector input").is_checked()
     assert not errors, errors
+
+
+def test_a_reload_mid_run_keeps_the_run_going_and_listed_and_a_shared_link_is_someone_new(app_url, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.goto(f"{app_url}/pretraining?size=50k&steps=600&eval_every=50&sample_every=1000&max_seconds=60")
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_function("() => document.body.innerText.includes('s left')", timeout=60000)
+    time.sleep(3)                                   # mid-run, as in the issue: reload 3 s after the first point
+    assert "v=" in page.url
+    page.reload()
+    page.get_by_role("button", name="Train").wait_for()
+    page.get_by_text("GPT (next token): finished").wait_for(timeout=90000)   # the same job, not stopped
+    page.get_by_text("Use the trained model").wait_for(timeout=30000)
+    stranger = browser.new_page(viewport={"width": 1300, "height": 900})
+    stranger.goto(page.url.split("&v=")[0].split("?v=")[0].replace("v=", "x="))
+    stranger.get_by_role("button", name="Train").wait_for()
+    time.sleep(1)
+    assert "GPT (next token): finished" not in stranger.locator("body").inner_text()

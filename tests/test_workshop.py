@@ -109,7 +109,7 @@ def test_a_run_the_cache_gave_me_is_mine_to_build_on(monkeypatch):
     first = open_page("sft", link)
     first.button(key="sft_start").click().run()
     apptest.poll(first, lambda a: "finished" in apptest.texts(a))
-    monkeypatch.setattr(ui, "session_id", lambda: "visitor-2")   # AppTests share one session id
+    monkeypatch.setattr(ui, "visitor_id", lambda: "visitor-2")   # AppTests share one session
     second = open_page("sft", link)
     second.button(key="sft_start").click().run()                    # the same settings: replayed at once
     apptest.poll(second, lambda a: "finished" in apptest.texts(a), timeout=10)

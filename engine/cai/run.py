@@ -29,19 +29,22 @@ from engine.text import instructions
 
 
 class _Story:
-    """What the page shows of the run as it goes: the phase it is in and how long each took
-    (info["timings"], seconds), and the measured points, each set on the reporter whole."""
+    """What the page shows of the run as it goes: the phase it is in (as step k of the run's
+    phases, so a bar moves from the first second) and how long each took (info["timings"],
+    seconds), and the measured points, each set on the reporter whole."""
 
-    def __init__(self, reporter: Reporter):
-        self.reporter, self.points, self.timings = reporter, [], {}
-        self.phase, self.since = "", time.perf_counter()
+    def __init__(self, reporter: Reporter, phases: int):
+        self.reporter, self.points, self.timings, self.phases = reporter, [], {}, phases
+        self.phase, self.since, self.done = "", time.perf_counter(), 0
 
     def enter(self, phase: str) -> None:
         now = time.perf_counter()
         if self.phase:
             self.timings[self.phase] = round(self.timings.get(self.phase, 0.0) + now - self.since, 1)
+            self.done += 1
         self.phase, self.since = phase, now
         self.reporter.say("" if phase == "done" else phase)
+        self.reporter.prepare(phase, self.done, self.phases)
         self.reporter.set_info(phase=phase, timings=dict(self.timings))
 
     def point(self, p: dict) -> None:
@@ -57,7 +60,8 @@ def run(cfg: CAIConfig, reporter: Reporter, owner: str | None = None) -> StageRe
     the final run (stage "cai", parent the SL-CAI run, whose parent is the start)."""
     t_start = time.perf_counter()
     principles = cfg.principles()
-    story = _Story(reporter)
+    # the judge, measuring, critique, SL-CAI, measuring, labels, then a policy and a measurement each
+    story = _Story(reporter, phases=6 + 2 * (1 + cfg.compare_human))
     notices: list[str] = []
     reporter.set_info(constitution=[dataclasses.asdict(p) for p in principles], notices=notices, points=[])
     start = runs.find_run(cfg.start, "sft")

@@ -43,6 +43,7 @@ class Job:
         self.samples: list[dict] = []
         self.info: dict = {}               # stage facts for the page (vocab size, params, ...)
         self.footprint: Footprint | None = None   # energy and CO2 of the run, from codecarbon
+        self.preparing: dict | None = None  # {"what", "done", "total", "since"}: work before the steps
         self.created = time.time()
         self.started: float | None = None
         self.finished: float | None = None
@@ -69,6 +70,14 @@ class Job:
 
     def say(self, message: str) -> None:
         self.message = message
+
+    def prepare(self, what: str, done: float, total: float) -> None:
+        with self._lock:
+            # One count (the same total) keeps its start, whatever step it is on: the pace so far
+            # gives the estimate.
+            same = self.preparing is not None and self.preparing["total"] == total
+            since = self.preparing["since"] if same else time.monotonic()
+            self.preparing = {"what": what, "done": done, "total": total, "since": since}
 
     def should_stop(self) -> bool:
         return self._stop.is_set()
@@ -119,7 +128,16 @@ class Job:
                     "records": list(self.records), "samples": list(self.samples), "info": self.info,
                     "result": self.result, "summary": self.summary, "queue_position": self.queue_position,
                     "queue_eta": self.queue_eta, "footprint": self.footprint, "paused_out": self.paused_out,
-                    "progress": frac, "eta": eta}
+                    "progress": frac, "eta": eta, "preparing": self._preparing()}
+
+    def _preparing(self) -> dict | None:
+        """The preparation under way, with seconds left estimated from its pace so far."""
+        p = self.preparing
+        if p is None or p["done"] >= p["total"] or not self.active:
+            return None
+        spent = time.monotonic() - p["since"]
+        left = spent / p["done"] * (p["total"] - p["done"]) if p["done"] > 0 else None
+        return {**{k: p[k] for k in ("what", "done", "total")}, "eta": left}
 
     # --- the end, set by the runner -------------------------------------------------------------
     def finish(self, result: StageResult | None, footprint: Footprint | None, error: str = "") -> None:

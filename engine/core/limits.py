@@ -19,3 +19,6 @@ MAX_PARAMS = _env("MAX_PARAMS", 5_000_000)              # larger models cannot t
 MAX_RUNS_ON_DISK = _env("MAX_RUNS_ON_DISK", 200)        # oldest user runs are pruned past this count
 MAX_RUNS_BYTES = _env("MAX_RUNS_BYTES", 1_000_000_000)  # ... or past this size on disk (a 1M model: ~5 MB)
 MAX_FINISHED_JOBS = _env("MAX_FINISHED_JOBS", 64)       # finished jobs kept in memory (curves, replays)
+# A visitor whose last tab closed keeps their jobs running this long: a reload, or a phone waking a
+# discarded tab, comes back within it; a tab closed for good frees its slots when it ends.
+VISITOR_GRACE_SECONDS = _env("VISITOR_GRACE_SECONDS", 120.0)

@@ -2,8 +2,8 @@
 
 A stage is a plain function `run(config, reporter, **inputs) -> StageResult`. While it runs it may
 do exactly what `Reporter` lists, and nothing else: emit metric records, add samples, set facts
-for the page, say one line about what it is doing, ask whether to stop, wait while paused. When
-it ends it returns one `StageResult`. Everything crossing this line is plain data (dicts, lists,
+for the page, say one line about what it is doing, report how far a preparation has got, ask
+whether to stop, wait while paused. When it ends it returns one `StageResult`. Everything crossing this line is plain data (dicts, lists,
 numbers, strings, small arrays), so the same stage runs in a thread of the web server, in the
 command line, in a test, or in a worker process on another machine (engine.core.backends).
 
@@ -30,6 +30,10 @@ class Reporter(Protocol):
 
     def say(self, message: str) -> None:
         """One line on what the stage is doing now (shown while it runs)."""
+
+    def prepare(self, what: str, done: float, total: float) -> None:
+        """How far work before (or between) the training steps has got, e.g. ("labelling pairs",
+        120, 300): the page shows a bar and an estimate from the first second, never a blank wait."""
 
     def should_stop(self) -> bool:
         """Asked once per step: the person pressed Stop, closed the tab, or the job ran out of time."""
@@ -73,6 +77,7 @@ class Recorder:
         self.samples: list[dict] = []
         self.info: dict = {}
         self.message = ""
+        self.preparing: tuple | None = None
         self._stop = stop
 
     def emit(self, record: dict) -> None:
@@ -86,6 +91,9 @@ class Recorder:
 
     def say(self, message: str) -> None:
         self.message = message
+
+    def prepare(self, what: str, done: float, total: float) -> None:
+        self.preparing = (what, done, total)
 
     def should_stop(self) -> bool:
         return bool(self._stop and self._stop())
@@ -123,6 +131,10 @@ class Segment(Recorder):
         if "elapsed" in record:
             out["elapsed"] = record["elapsed"] + self.seconds0
         self.job.emit(out)
+
+    def prepare(self, what: str, done: float, total: float) -> None:
+        super().prepare(what, done, total)
+        self.job.prepare(what, done, total)   # a part's preparation is the job's: it shows
 
     def should_stop(self) -> bool:
         return self.ended or self.job.should_stop()

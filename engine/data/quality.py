@@ -141,7 +141,7 @@ def quality_job(cfg: QualityConfig, reporter: Reporter, crawl, max_seconds: floa
     start = time.monotonic()
 
     def progress(fraction: float, _stage: str) -> None:
-        reporter.set_info(progress=fraction)
+        reporter.prepare("embedding the crawl's documents with MiniLM", round(fraction * len(crawl)), len(crawl))
         if reporter.should_stop():
             raise _Stopped
         if time.monotonic() - start > max_seconds:

@@ -162,13 +162,14 @@ class LabelStats:
 
 def simulate(model, tok, prompt_list: list[str], taste: str, noise: float, n_pairs: int, seed: int = 0,
              temperature: float = 1.0, per_call: int = 8, max_new_tokens: int = 32,
-             stop: Callable[[], bool] = lambda: False) -> tuple[list[Pair], LabelStats]:
+             stop: Callable[[], bool] = lambda: False,
+             progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[list[Pair], LabelStats]:
     """A simulated labeler comparing two sampled answers at a time: it prefers the one with the
     higher gold reward, says "tie" when they score the same (ties are not kept, as InstructGPT's
     rankings have no ties to train on), and with probability `noise` picks the other one, as
     real labelers disagree (InstructGPT's labelers agreed with each other 72.6% of the time:
     Ouyang et al. 2022, section 3.4). Draws until `n_pairs` are kept or
-    20 times that many comparisons were made."""
+    20 times that many comparisons were made. progress(kept, n_pairs) after each sampling call."""
     gold = gold_fn(taste)
     rng = random.Random(seed)
     pairs, stats = [], LabelStats()
@@ -191,6 +192,7 @@ def simulate(model, tok, prompt_list: list[str], taste: str, noise: float, n_pai
             pairs.append(Pair(prompt, good, bad))
             if len(pairs) == n_pairs:
                 break
+        progress(len(pairs), n_pairs)
     return pairs, stats
 
 

@@ -26,9 +26,11 @@ def simulated_pairs(cfg: RLHFConfig, reporter: Reporter | None = None) -> list[P
     key = repr((cfg.parent, cfg.taste, cfg.noise, cfg.n_pairs, cfg.temperature, cfg.max_new_tokens, cfg.seed))
     if key not in _SIMULATED:
         _, model, tok = load_policy(cfg.parent)
-        reporter.say("the simulated labeler compares pairs of answers")
+        reporter.prepare("the simulated labeler compares pairs of answers", 0, cfg.n_pairs)
         pairs, stats = simulate(model, tok, world_prompts(), cfg.taste, cfg.noise, cfg.n_pairs, cfg.seed,
-                                cfg.temperature, max_new_tokens=cfg.max_new_tokens, stop=reporter.should_stop)
+                                cfg.temperature, max_new_tokens=cfg.max_new_tokens, stop=reporter.should_stop,
+                                progress=lambda done, total: reporter.prepare(
+                                    "the simulated labeler compares pairs of answers", done, total))
         if reporter.should_stop():
             return pairs
         _SIMULATED[key] = pairs, dataclasses.asdict(stats)
