@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import math
 import re
+import threading
 import typing
 import urllib.parse
 import uuid
@@ -19,16 +21,49 @@ import streamlit as st
 from app_pages.visitors import TOKEN, Visitors, new_token
 from engine.core import limits, runs
 from engine.core.config import StageConfig, UserError
-from engine.core.jobs import Job, JobRunner
+from engine.core.jobs import Job, JobRunner, warm_up
 from engine.core.ledger import LEDGER
+from engine.core.ray_backend import backend_from_env
 
 MAX_POINTS = 500  # a 10,000-point figure cost 34 ms and 242 KiB per refresh per tab
 
 
 @st.cache_resource
 def runner() -> JobRunner:
-    """One runner for the whole process: every visitor's jobs share its slots and queue."""
-    return JobRunner()
+    """One runner for the whole process: every visitor's jobs share its slots and queue. They run
+    in threads here, or on Ray when LLMX_RAY_ADDRESS says so (engine.core.ray_backend)."""
+    return JobRunner(backend=backend_from_env())
+
+
+# What the pages that train import: loaded in the background once the first page is drawn.
+PRELOAD = ("torch", "transformers", "datasets", "engine.pretraining", "engine.sft", "engine.rlhf.recipe",
+           "engine.cai.run", "engine.attention.heads", "engine.attention.induction", "engine.scaling.experiments",
+           "engine.data.compare", "engine.data.quality", "engine.carbon.levers", "engine.pipeline")
+
+
+@st.cache_resource
+def preload() -> threading.Event:
+    """Once per process, after the first page view has been drawn: import what training pages need
+    (seconds), then pay codecarbon's hardware probe, in one background thread. A cold server draws
+    its home page without waiting for torch, and the first Train waits for neither. The event is
+    set once the imports are done."""
+    imported = threading.Event()
+
+    def work():
+        for name in PRELOAD:
+            importlib.import_module(name)
+        imported.set()
+        warm_up()
+
+    threading.Thread(target=work, name="preload", daemon=True).start()
+    return imported
+
+
+def preloaded() -> None:
+    """Before a page that trains runs: wait until the preload has imported what it imports. The page
+    imports the same packages, and two threads importing one package at once can each find the
+    other's half done (an ImportError, seen under load)."""
+    preload().wait()
 
 
 def _gone(visitor: str) -> None:
@@ -455,6 +490,8 @@ def workshop_tools() -> None:
     if "_projector" not in st.session_state:
         st.session_state["_projector"] = st.query_params.get("_projector") == "1"
     with st.sidebar:
+        if notice := runner().backend.notice:   # Ray asked for but not reachable, or lost since
+            st.warning(notice, icon=":material/cloud_off:")
         st.toggle("Projector mode", key="_projector", help="larger text and charts for a room; in a link: `_projector=1`")
         if projector():
             st.query_params["_projector"] = "1"

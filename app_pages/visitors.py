@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from typing import Callable
 
@@ -28,52 +29,64 @@ def new_token() -> str:
 
 class Visitors:
     """Process-wide: each visitor's open sessions, the jobs each page slot of theirs started, and
-    the timer that stops their jobs once their last session has been gone for `grace` seconds."""
+    when their jobs are to be stopped (their last session gone `grace` seconds). One sweeper
+    thread serves every visitor: a room of a hundred closing their laptops starts no hundred timers."""
 
     def __init__(self, on_gone: Callable[[str], None], grace: float = limits.VISITOR_GRACE_SECONDS):
         self.on_gone, self.grace = on_gone, grace
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._sessions: dict[str, set[str]] = {}
         self._slots: dict[str, dict[str, list[str]]] = {}
-        self._timers: dict[str, threading.Timer] = {}
+        self._leaving: dict[str, float] = {}      # visitor -> when their jobs stop, if none come back
+        self._sweeper: threading.Thread | None = None
 
     def attach(self, visitor: str, session: str) -> None:
-        with self._lock:
+        with self._cond:
             self._sessions.setdefault(visitor, set()).add(session)
-            if timer := self._timers.pop(visitor, None):
-                timer.cancel()
+            self._leaving.pop(visitor, None)
 
     def detach(self, visitor: str, session: str) -> None:
-        with self._lock:
+        with self._cond:
             left = self._sessions.get(visitor, set())
             left.discard(session)
-            if left or visitor in self._timers:
+            if left:
                 return
-            timer = threading.Timer(self.grace, self._gone, args=(visitor,))
-            timer.daemon = True
-            self._timers[visitor] = timer
-        timer.start()
+            self._leaving[visitor] = time.monotonic() + self.grace
+            if self._sweeper is None or not self._sweeper.is_alive():
+                self._sweeper = threading.Thread(target=self._sweep, name="visitors", daemon=True)
+                self._sweeper.start()
+            self._cond.notify()
 
-    def _gone(self, visitor: str) -> None:
-        with self._lock:
-            if self._sessions.get(visitor) or self._timers.pop(visitor, None) is None:
-                return   # came back meanwhile
-            self._sessions.pop(visitor, None)
-            self._slots.pop(visitor, None)
-        self.on_gone(visitor)
+    def _sweep(self) -> None:
+        """Stop the jobs of visitors whose grace period ran out; end when nobody is leaving."""
+        while True:
+            with self._cond:
+                if not self._leaving:
+                    self._sweeper = None
+                    return
+                now = time.monotonic()
+                gone = [v for v, at in self._leaving.items() if at <= now]
+                for v in gone:
+                    del self._leaving[v]
+                    self._sessions.pop(v, None)
+                    self._slots.pop(v, None)
+                if not gone:
+                    self._cond.wait(min(self._leaving.values()) - now)
+            for v in gone:
+                self.on_gone(v)
 
     def jobs(self, visitor: str, slot: str) -> list[str]:
-        with self._lock:
+        with self._cond:
             return list(self._slots.get(visitor, {}).get(slot, []))
 
     def set_jobs(self, visitor: str, slot: str, ids: list[str]) -> None:
-        with self._lock:
+        with self._cond:
             self._slots.setdefault(visitor, {})[slot] = list(ids)
 
     def all_jobs(self, visitor: str) -> list[str]:
-        with self._lock:
+        with self._cond:
             return [i for ids in self._slots.get(visitor, {}).values() for i in ids]
 
     def online(self) -> int:
-        with self._lock:
+        with self._cond:
             return sum(1 for s in self._sessions.values() if s)

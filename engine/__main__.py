@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 
 from engine.core.config import UserError
-from engine.core.report import Recorder, StageResult
+from engine.core.report import Recorder, StageResult, Task
 
 
 def _stages() -> dict:
     """name -> (config class, run(cfg, reporter) -> StageResult). Imported here, not at the top,
     so `--help` stays quick."""
     from engine import pretraining, sft
+    from engine.attention import induction  # noqa: F401  (these register their pages' demos)
     from engine.cai import run as cai
     from engine.cai.config import CAIConfig
+    from engine.carbon import levers  # noqa: F401
+    from engine.data import compare  # noqa: F401
     from engine.rlhf import recipe
     from engine.rlhf.config import RLHFConfig
+    from engine.scaling import experiments  # noqa: F401
 
     def run_rlhf(cfg, rep):   # the page's two steps: a reward model (PPO needs it on disk), then the policy
         recipe.run_reward(cfg, rep)
@@ -77,6 +82,11 @@ def main(argv=None) -> int:
             p.add_argument("--no-save", action="store_true", help="do not save the run")
     bake = sub.add_parser("bake", help="rebuild the default runs shipped in assets/runs")
     bake.add_argument("names", nargs="*", help="only these runs (default: all, in lineage order)")
+    demo = sub.add_parser("demo", help="record the pages' precomputed demos into assets/demos")
+    demo.add_argument("names", nargs="*", help="only these demos (default: all)")
+    parser.add_argument("--ray", metavar="ADDRESS", default=os.environ.get("LLMX_RAY_ADDRESS", ""),
+                        help="run the job on Ray, as the app does: local, auto or ray://host:10001 "
+                             "(default: $LLMX_RAY_ADDRESS; empty: in this process)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on a busy 2-core machine, 2 threads ran up to 100x slower)")
     parser.set_defaults(no_save=False)
@@ -89,6 +99,12 @@ def main(argv=None) -> int:
         from engine.bake import bake
         bake(args.names, lambda name: ConsoleReporter())
         return 0
+    if args.command == "demo":
+        from engine import demos
+        for name in args.names or demos.names():
+            print(f"== demo {name}")
+            print(f"recorded {demos.record(name, ConsoleReporter())}")
+        return 0
     cls, run = stages[args.command]
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
     try:
@@ -100,11 +116,19 @@ def main(argv=None) -> int:
             from engine import sft
             _ended(sft.fit(cfg, ConsoleReporter()).result())
         else:
-            _ended(run(cfg, ConsoleReporter()))
+            _ended(_run(run, cfg, ConsoleReporter(), args))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run(run, cfg, reporter, args, **inputs) -> StageResult:
+    """The stage in this process, or as one job on Ray with --ray (engine.core.ray_backend)."""
+    if not args.ray:
+        return run(cfg, reporter, **inputs)
+    from engine.core.ray_backend import run_on_ray
+    return run_on_ray(Task(run, cfg, inputs), reporter, args.ray)
 
 
 def _ended(out: StageResult) -> None:
@@ -128,7 +152,7 @@ def _pretrain(cls, values: dict, args) -> int:
             trained = pretraining.fit(one, rep, upload=upload)
             out = trained.result()
         else:
-            out = pretraining.run(one, rep, upload=upload)
+            out = _run(pretraining.run, one, rep, args, upload=upload)
         print(f"final validation loss: {out.summary['eval_loss']:.4f}  ({out.summary['params']:,} parameters)")
         _ended(out)
     return 0

@@ -83,11 +83,12 @@ class StageConfig:
         return value
 
 
-def field(default, help: str = "", choices=None, range=None, shown=None, options=None):
+def field(default, help: str = "", choices=None, range=None, shown=None, options=None, private: bool = False):
     """A config field with the metadata the CLI and URL parser use (`choices`, `range`: what the
     engine accepts) and what a page's widget offers (`shown`: a number input's or slider's
-    (min, max); `options`: a select slider's values), which may be narrower."""
-    meta = {"help": help}
+    (min, max); `options`: a select slider's values), which may be narrower. `private`: text a
+    person typed (a prompt, a constitution), which the room's view of everyone's runs leaves out."""
+    meta = {"help": help, "private": private}
     for name, value in (("choices", choices), ("range", range), ("shown", shown), ("options", options)):
         if value is not None:
             meta[name] = tuple(value)

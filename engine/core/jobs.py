@@ -5,8 +5,9 @@ records, samples and facts under a lock, and the page copies them with `snapshot
 queues jobs in arrival order behind its slots, tells queued jobs their place and wait, caps each
 visitor's jobs, and keeps finished jobs by config key, so a repeated workshop demo replays at once.
 
-Where a job's task runs is the backend's business (engine.core.backends): in a thread of this
-process (the default), or in a Ray worker that reports back to the same Job.
+Where a job's task runs is the backend's business: `ThreadBackend` below runs it in a thread of
+this process (the default); `engine.core.ray_backend.RayBackend` in a Ray worker that reports back
+to the same Job.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from engine.core.config import UserError
 from engine.core.energy import EnergyMeter, Footprint
 from engine.core.ledger import LEDGER
 from engine.core.report import StageResult, Task, progress
+from engine.core.results import RESULTS
 
 ACTIVE = ("queued", "running", "paused")
 
@@ -187,6 +189,7 @@ class ThreadBackend:
     """Runs each job in the thread the runner gave it, in this process: Streamlit Community
     Cloud's one process. The job itself is the stage's reporter."""
     name = "threads"
+    notice = ""   # what the sidebar says about where jobs run ("" when they run where the host asked)
 
     def __init__(self, slots: int = limits.MAX_CONCURRENT_JOBS):
         self._slots = slots
@@ -198,10 +201,9 @@ class ThreadBackend:
         return execute(job.task, job, measure_energy)
 
 
-def _warm_up(measure_energy: bool) -> None:
-    """codecarbon's first start probes the hardware for ~1.4 s: pay it now, not on Train."""
-    if measure_energy:
-        EnergyMeter().__enter__().stop()
+def warm_up() -> None:
+    """codecarbon's first start probes the hardware for ~1.4 s: pay it before the first Train."""
+    EnergyMeter().__enter__().stop()
 
 
 class JobRunner:
@@ -217,7 +219,6 @@ class JobRunner:
         self._keep = keep_finished
         self._durations: collections.deque[float] = collections.deque([30.0], maxlen=20)
         self.measure_energy = measure_energy
-        threading.Thread(target=_warm_up, args=(measure_energy,), daemon=True).start()
 
     @property
     def max_concurrent(self) -> int:
@@ -278,9 +279,12 @@ class JobRunner:
         self._done(job, *self.backend.run(job, self.measure_energy))
 
     def _done(self, job: Job, result: StageResult | None, footprint: Footprint | None, error: str) -> None:
+        config = job.task.config if job.task else None   # finish() lets go of the task
         job.finish(result, footprint, error)
         if footprint is not None:
             LEDGER.add(job.owner, job.stage, footprint, job.label)
+        if job.status == "done" and result is not None:
+            RESULTS.add(job.stage, job.label, config, result.summary, result.status)
         with self._cond:
             self._running -= 1
             self._durations.append(job.finished - job.started)

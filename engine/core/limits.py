@@ -22,3 +22,4 @@ MAX_FINISHED_JOBS = _env("MAX_FINISHED_JOBS", 64)       # finished jobs kept in 
 # A visitor whose last tab closed keeps their jobs running this long: a reload, or a phone waking a
 # discarded tab, comes back within it; a tab closed for good frees its slots when it ends.
 VISITOR_GRACE_SECONDS = _env("VISITOR_GRACE_SECONDS", 120.0)
+MAX_ROOM_RESULTS = _env("MAX_ROOM_RESULTS", 5000)      # finished jobs' settings and metrics for the room view

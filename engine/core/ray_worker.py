@@ -2,7 +2,7 @@
 travel between machines.
 
 A Worker runs one job at a time: `engine.core.jobs.execute` in a thread of its own, reporting to
-a Job of its own that the app polls. Runs travel zipped (runs.zip_run / `unzip_run`):
+a `_Relay` that keeps the stage's reporting calls for the app to poll and make again on its Job. Runs travel zipped (runs.zip_run / `unzip_run`):
 the runs a job names go to the worker with it, the runs it saves come back with its outcome,
 unless the worker's run store is the app's (same `store_mark`). This module does not import Ray:
 Ray imports it in each worker, by name, as the actor's class.
@@ -10,8 +10,10 @@ Ray imports it in each worker, by name, as the actor's class.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -20,9 +22,15 @@ import zipfile
 from pathlib import Path
 
 from engine.core import runs
-from engine.core.jobs import Job, execute
+from engine.core.jobs import Job, execute, warm_up
+from engine.core.report import Reporter
 
 STORE_MARK = ".llmx-store"
+RUN_NAME = re.compile(r"[\w.-]{1,200}")
+# The contract's methods a stage tells through; the other two it asks (engine.core.report.Reporter).
+TELLS = [n for n, f in vars(Reporter).items()
+         if callable(f) and not n.startswith("_") and n not in ("should_stop", "wait_if_paused")]
+SCRATCH = "llmx-job-"   # a job's own run store in the temp folder: llmx-job-<worker pid>-<random>
 
 
 def store_mark(root: Path, create: bool = False) -> str:
@@ -37,12 +45,32 @@ def store_mark(root: Path, create: bool = False) -> str:
         return ""
 
 
+class _Relay:
+    """The worker's Reporter. What a stage tells (the contract's methods that return nothing: emit,
+    add_sample, set_info, say, prepare, and any it gains) is kept in order for the app's Job to be
+    told in turn; what a stage asks (should_stop, wait_if_paused) a Job of the worker's own answers,
+    and the app's Stop and Pause reach that Job through `Worker.control`."""
+    def __init__(self, controls: Job):
+        self.calls: list[tuple] = []   # (method, args, kwargs); appended by one thread, sliced by another
+        self.controls = controls
+        for name in TELLS:
+            setattr(self, name, functools.partial(self._tell, name))
+
+    def _tell(self, name: str, *args, **kwargs) -> None:
+        self.calls.append((name, args, kwargs))
+
+    def should_stop(self) -> bool:
+        return self.controls.should_stop()
+
+    def wait_if_paused(self) -> None:
+        self.controls.wait_if_paused()
+
+
 class Worker:
-    """A Ray actor that runs one job at a time (wrapped by `ray.remote` in RayBackend). The stage
-    reports to a Job of the worker's own (engine.core.jobs), which the app's Job mirrors by polling."""
+    """A Ray actor that runs one job at a time (wrapped by `ray.remote` in RayBackend)."""
 
     def __init__(self):
-        self._id, self._job, self._outcome, self._info_sent = None, None, None, None
+        self._id, self._relay, self._outcome = None, None, None
         self._own_store = os.environ.get("LLMX_RUNS_DIR")   # this worker's own run store setting
 
     def warm(self, energy: bool) -> str:
@@ -53,32 +81,34 @@ class Worker:
         torch.set_num_threads(1)
         cfg = transformers.GPT2Config(n_layer=1, n_head=1, n_embd=8, n_positions=8, vocab_size=8)
         transformers.GPT2LMHeadModel(cfg)(torch.zeros(1, 4, dtype=torch.long)).logits.sum().backward()
-        if energy:   # codecarbon's first start probes the hardware for ~1.4 s
-            from engine.core.energy import EnergyMeter
+        _clear_scratch()
+        if energy:
             try:
-                EnergyMeter().__enter__().stop()
+                warm_up()   # codecarbon's first start probes the hardware for ~1.4 s
             except Exception:
                 pass   # the job's own meter will say what is wrong
         return store_mark(runs.runs_dir())
 
     def start(self, job_id: str, task, measure_energy: bool, store: dict) -> None:
-        job = Job(job_id, task, owner="", label="", total_steps=1, max_seconds=0)
-        job.status = "running"   # as the app's runner sets it: pause() applies to running jobs
-        self._id, self._job, self._outcome, self._info_sent = job_id, job, None, None
-        threading.Thread(target=self._run, args=(job_id, job, measure_energy, store), daemon=True).start()
+        controls = Job(job_id, task, owner="", label="", total_steps=1, max_seconds=0)
+        controls.status = "running"   # as the app's runner sets it: pause() applies to running jobs
+        relay = _Relay(controls)
+        self._id, self._relay, self._outcome = job_id, relay, None
+        threading.Thread(target=self._run, args=(job_id, task, relay, measure_energy, store),
+                         daemon=True).start()
 
-    def _run(self, job_id: str, job: Job, measure_energy: bool, store: dict) -> None:
+    def _run(self, job_id: str, task, relay: _Relay, measure_energy: bool, store: dict) -> None:
         result, footprint, error, saved = None, None, "", []
         root = runs.runs_dir()
         shared = store_mark(root) == store["mark"]
         try:
             if not shared:   # a scratch store of this job's own: its parents in, everything it saves out
-                root = Path(tempfile.mkdtemp(prefix="llmx-job-"))
+                root = Path(tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-"))
                 for blob in store["parents"]:
                     unzip_run(blob, root)
             before = set(os.listdir(root)) if root.exists() else set()
             os.environ["LLMX_RUNS_DIR"] = str(root)   # one job per process at a time: safe
-            result, footprint, error = execute(job.task, job, measure_energy)
+            result, footprint, error = execute(task, relay, measure_energy)
             if not shared:   # even a failed job's saved runs go back, as on threads
                 saved = [runs.zip_run(p) for p in sorted(root.iterdir())
                          if p.name not in before and (p / "run.json").is_file()]
@@ -96,28 +126,33 @@ class Worker:
             if self._id == job_id:
                 self._outcome = (result, footprint, error, saved)
 
-    def poll(self, job_id: str, n_records: int, n_samples: int) -> dict | None:
-        """What is new since the counts given (info only when it changed); None until `start` of
-        this job has run (a threaded actor may run calls out of order)."""
-        job = self._job
-        if job is None or self._id != job_id:
+    def poll(self, job_id: str, n_calls: int) -> dict | None:
+        """The stage's reporting calls after the first `n_calls`, and the outcome once the job has
+        ended; None until `start` of this job has run (a threaded actor may run calls out of order)."""
+        relay = self._relay
+        if relay is None or self._id != job_id:
             return None
-        outcome = self._outcome   # first: once it is set, every record is in
-        info, sent = job.info, self._info_sent   # set_info replaces the dict: a new one is news
-        self._info_sent = info
-        return {"records": job.records[n_records:], "samples": job.samples[n_samples:],
-                "info": info if info is not sent else None, "message": job.message, "outcome": outcome}
+        outcome = self._outcome   # first: once it is set, every call is in
+        return {"calls": relay.calls[n_calls:], "outcome": outcome}
 
     def control(self, job_id: str, stop: bool, paused: bool) -> None:
-        job = self._job
-        if job is None or self._id != job_id:
+        relay = self._relay
+        if relay is None or self._id != job_id:
             return
         if stop:
-            job.stop()
+            relay.controls.stop()
         elif paused:
-            job.pause()
+            relay.controls.pause()
         else:
-            job.resume()
+            relay.controls.resume()
+
+
+def _clear_scratch() -> None:
+    """Remove the scratch stores of workers that died mid-job (killed: their own cleanup never ran)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{SCRATCH}*-*"):
+        pid = path.name[len(SCRATCH):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _moved(obj, prefixes: dict[str, str]):
@@ -161,7 +196,9 @@ def runs_named(task, root: Path) -> list[Path]:
     while todo:
         name = Path(todo.pop()).name
         path = root / name
-        if name and name not in found and (path / "run.json").is_file():
+        # Run folders are named stage-time-name in letters, digits, dots and dashes: other strings
+        # (a constitution's JSON, a prompt) are not run names, however long.
+        if RUN_NAME.fullmatch(name) and name not in found and (path / "run.json").is_file():
             found[name] = path
             todo.append(runs.read_info(path).parent or "")
     return list(found.values())

@@ -17,21 +17,14 @@ import typing
 import zipfile
 from pathlib import Path
 
-import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
-
 from engine.core import limits
 from engine.core.config import UserError
-from engine.core.loop import LoopResult
-from engine.core.models import GLOBAL_RNG
 from engine.core.report import StageResult
+
+if typing.TYPE_CHECKING:   # torch and transformers take seconds to import: only where a model is loaded
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from engine.core.loop import LoopResult
 
 ROOT = Path(__file__).resolve().parents[2]   # the repository: engine/core/runs.py
 ASSET_RUNS = ROOT / "assets" / "runs"
@@ -141,6 +134,10 @@ def find_run(name: str, stage: str | None = None) -> Path:
 
 def load_run(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, RunInfo]:
     info = read_info(Path(path))
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    from engine.core.models import GLOBAL_RNG
     auto = AutoModelForMaskedLM if info.objective == "mlm" else AutoModelForCausalLM
     with GLOBAL_RNG:  # loading briefly changes how torch builds modules in every thread
         model = auto.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
@@ -150,6 +147,8 @@ def load_run(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase
 
 def model_shape(path: str | Path) -> tuple[str, int, int]:
     """(transformers architecture, layers, heads) of a run's model, from its saved config."""
+    from transformers import AutoConfig
+
     cfg = AutoConfig.from_pretrained(path)
     return (cfg.architectures or [""])[0], cfg.num_hidden_layers, cfg.num_attention_heads
 
