@@ -56,7 +56,7 @@ def test_link_values_a_widget_cannot_show_are_clamped_with_a_notice():
 def test_stopping_mid_way_keeps_the_model_so_far_and_train_works_again():
     at = open_page("pretraining", {**TINY, "steps": "20000", "max_seconds": "60"})
     at.button(key="pt_start").click().run()
-    poll(at, lambda a: any(m.label == "train loss" and m.value != "–" for m in a.metric))
+    poll(at, lambda a: any(m.label == "training loss" and m.value != "–" for m in a.metric))
     at.button(key="pt_stop").click().run()
     poll(at, lambda a: "stopped by you; the model so far was saved" in texts(a))
     assert "Use the trained model" in [s.value for s in at.subheader]

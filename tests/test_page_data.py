@@ -1,5 +1,5 @@
 """The Data page: sources, the cleaning funnel, bad input, the quality model, the tokenizer lab
-and "does cleaning matter?" (AppTest), plus the engine glue it stands on."""
+and "what cleaning buys" (AppTest), plus the engine glue it stands on."""
 import json
 import math
 import time
@@ -46,9 +46,8 @@ def frame(at: AppTest, column: str):
 
 def test_page_renders_every_section_and_puts_settings_in_the_url():
     at = open_page(SMALL)
-    assert [h.value for h in at.header] == ["Sources and mixture", "The cleaning pipeline",
-                                            "Model-based quality filtering", "Tokenizer lab",
-                                            "Does cleaning matter?", "Scale in context"]
+    assert [h.value for h in at.header] == ["What cleaning buys", "Sources and mixture", "The cleaning pipeline",
+                                            "Model-based quality filtering", "Tokenizer lab", "Scale in context"]
     docs = funnel(at)
     assert docs[0] == 400 and docs == sorted(docs, reverse=True) and docs[-1] < docs[0]
     sources = frame(at, "documents kept")
@@ -94,11 +93,11 @@ def test_raw_vs_clean_streams_two_validation_curves():
     poll(at, lambda a: "Raw vs cleaned: finished" in texts(a))
     curves = {s["name"]: s for s in chart(at, "dt_compare_curve")["data"]}
     val = [n for n in curves if "validation" in n]
-    assert sorted(val) == ["cleaned validation (held-out clean text)", "raw validation (held-out clean text)"]
+    assert sorted(val) == ["cleaned: validation loss", "raw: validation loss"]
     assert all(len(curves[n]["y"]) == 3 for n in val)                # steps 0, 10, 20
-    final = {m.label: float(m.value) for m in at.metric if m.label.endswith("final val loss")}
-    assert set(final) == {"raw: final val loss", "cleaned: final val loss"}
-    if final["cleaned: final val loss"] < final["raw: final val loss"]:  # the page says which way it went
+    final = {m.label: float(m.value) for m in at.metric if m.label.endswith("validation loss")}
+    assert set(final) == {"raw crawl: validation loss", "cleaned crawl: validation loss"}
+    if final["cleaned crawl: validation loss"] < final["raw crawl: validation loss"]:  # the page says which way
         assert any("The model trained on cleaned text ends" in m.value for m in at.success)
     else:
         assert any("did **not** end lower" in m.value for m in at.warning)

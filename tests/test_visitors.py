@@ -34,7 +34,7 @@ def test_a_reload_mid_run_finds_the_same_running_job():
     params = {"size": "50k", "steps": "400", "eval_every": "50", "sample_every": "1000", "max_seconds": "60"}
     at = apptest.open_page("app_pages/pretraining.py", params)
     at.button(key="pt_start").click().run()
-    poll(at, lambda a: any(m.label == "train loss" and m.value != "–" for m in a.metric))
+    poll(at, lambda a: any(m.label == "training loss" and m.value != "–" for m in a.metric))
     token = at.query_params["v"]
     again = apptest.open_page("app_pages/pretraining.py", {**params, "v": token})     # the reload
     assert again.query_params["v"] == token

@@ -50,7 +50,7 @@ def test_hide_in_a_link_hides_those_controls_and_keeps_their_values():
 def test_the_link_popover_holds_every_setting_and_the_hidden_controls():
     at = open_page("pretraining", {"seed": "7"})
     link = at.sidebar.code[0].value
-    assert "seed=7" in link and "steps=1000" in link and "_hide" not in link
+    assert "seed=7" in link and "steps=600" in link and "_hide" not in link
     at.sidebar.multiselect(key="_link_hide").set_value(["lr", "preset"]).run()
     assert at.sidebar.code[0].value.endswith("_hide=lr,preset")
 
@@ -97,7 +97,7 @@ def test_pipeline_page_shows_the_tree_and_each_stage_answer_from_a_link():
     assert "sft-base" in at.get("graphviz_chart")[0].proto.spec
     answers = [m.value for m in at.markdown if m.value.startswith("<div")]
     assert len(answers) == 2 and "Amy has a" in answers[1]
-    assert len(at.get("button_group")[0].proto.options) == 4              # a fact and three red-team requests
+    assert len(at.get("button_group")[0].proto.options) == 5   # a story prompt, a fact, three red-team requests
     at.text_input(key="pl.prompt").set_value("").run()
     assert any("Type a prompt" in i.value for i in at.info)
 

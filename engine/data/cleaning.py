@@ -342,7 +342,7 @@ class TrainTexts:
 
 def train_texts(crawl, result: CleaningResult, budget: int | None = None, tok=None,
                 heldout_docs: int = 100, seed: int = 0) -> TrainTexts:
-    """Raw and cleaned training text of equal size, for "does cleaning matter?", and a clean
+    """Raw and cleaned training text of equal size, for "what cleaning buys", and a clean
     validation text. Held-out documents and their copies are taken out of both, so neither
     model is scored on text it saw. budget is in characters, or in tokens when tok is given;
     it defaults to (and cannot exceed) the size of the cleaned text."""
