@@ -1,14 +1,8 @@
 """LLM Training Explorer: each stage of how a language model is made, trained live on a CPU."""
-import datasets
 import streamlit as st
-import transformers
 
 from app_pages import ui
 
-# Progress bars on every model load and save: with nobody reading the server's stderr, a full
-# pipe blocked the jobs writing them (seen in the load test).
-datasets.disable_progress_bars()
-transformers.utils.logging.disable_progress_bar()
 st.set_page_config(page_title="LLM Training Explorer", page_icon="🧠", layout="wide")
 
 # The page scripts live in app_pages/, not pages/: on a fresh server, a first visit through a
@@ -23,7 +17,7 @@ PIPELINE = [
     ("app_pages/pretraining.py", "Pretraining", ":material/school:",
      "Train a tiny GPT (next token) or BERT (masked token) on a corpus and watch the loss fall and the text improve."),
     ("app_pages/sft.py", "Instruction tuning (SFT)", ":material/forum:",
-     "Turn the base model into one that follows instructions, with loss masking, held-out accuracy per task and "
+     "Turn the base model into one that follows instructions, with loss masking, validation accuracy per task and "
      "before/after answers."),
     ("app_pages/rlhf.py", "RLHF", ":material/thumbs_up_down:",
      "Label which of two answers is better (or let a simulated labeler), train a reward model on the "
@@ -34,12 +28,13 @@ PIPELINE = [
 ]
 BESIDE = [
     ("app_pages/pipeline.py", "Your pipeline", ":material/account_tree:", None,
-     "Your run tree, and one prompt answered by every stage's model side by side."),
+     "One prompt answered by every stage's model side by side, and your run tree."),
     ("app_pages/attention.py", "Attention", ":material/visibility:", "Pretraining",
-     "See what each head attends to in the models trained here and in a real pretrained encoder, and watch an "
-     "induction head form."),
+     "What attention heads do in a real pretrained model (MiniLM, word pieces) and in the models trained here, "
+     "and an induction head forming."),
     ("app_pages/scaling.py", "Model scaling", ":material/trending_up:", "Pretraining",
-     "Fit your own scaling law, find the compute-optimal size, see where bigger is not better; pruning and distillation."),
+     "Loss falls as a power law in size, until the data runs out: fit your own law, find the compute-optimal "
+     "size, see a bigger model get worse; pruning and distillation."),
     ("app_pages/carbon.py", "Carbon footprint", ":material/eco:", None,
      "The measured energy and CO2 of every run here, and a calculator for real models checked against published figures."),
 ]
@@ -61,15 +56,16 @@ def pipeline_dot() -> str:
 
 def home():
     st.title("LLM Training Explorer")
-    st.markdown("How a large language model is made, one stage at a time, with a tiny model **trained live** "
-                "on this computer's CPU at every stage. **What is live:** every button that starts a job (Train, "
-                "Run, Score the crawl) trains on this CPU while you watch, and its curves are computed as they "
-                "appear. **What is not:** the default "
-                "runs baked into `assets/runs` (a pretrained base GPT and two SFT models), which the pages start from "
-                "so that every page works on a first visit; and a Train press with settings this server has already "
-                "run, which replays that finished run from the server's cache instead of training again (the Carbon "
-                "page's experiment always runs afresh). Every figure from the literature carries its source.")
-    st.graphviz_chart(pipeline_dot())
+    st.markdown("**How a large language model is made, stage by stage, with a tiny model trained live on this "
+                "computer's CPU at every stage.** Each page opens on its result; one click trains it yourself.")
+    first, rest = st.columns([1, 2], vertical_alignment="center")
+    with first:
+        if st.button("Start with Pretraining", type="primary", icon=":material/arrow_forward:", key="home_start"):
+            st.switch_page(PIPELINE[1][0])
+        st.caption("Watch a tiny GPT learn to write. Then follow the arrows: each stage starts from the model "
+                   "the one before it made.")
+    with rest:
+        st.graphviz_chart(pipeline_dot())
     for path, title, icon, blurb in PIPELINE:
         with st.container(border=True):
             st.page_link(path, label=title, icon=icon)
@@ -80,15 +76,27 @@ def home():
             with st.container(border=True):
                 st.page_link(path, label=title, icon=icon)
                 st.caption(blurb)
+    st.markdown("**What is live:** every button that starts a job (Train, Run, Score the crawl) trains on this CPU "
+                "while you watch, and its curves are computed as they appear. **What is not:** the default runs "
+                "baked into `assets/runs` (a pretrained base GPT and two SFT models), which the pages start from so "
+                "that every page works on a first visit; the recorded demos in `assets/demos`, which each page "
+                "labels as recorded; and a Train press with settings this server has already run, which replays "
+                "that finished run from the server's cache instead of training again (the Carbon page's experiment "
+                "always runs afresh). Every figure from the literature carries its source.")
 
 
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PIPELINE]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _, _ in BESIDE]
 page = st.navigation(pages)
-ui.runner()   # the first page view starts the job runner, and its codecarbon warm-up, before any click
+ui.visitor_id()   # the visitor's token goes into the URL on every page: a reload keeps their runs
 st.session_state["_link_fields"] = []   # filled by the page's configs as it runs
+if page.title != "Home":
+    ui.preloaded()
 try:
     page.run()
 finally:  # also after a page's st.stop(): the tools must not vanish
     ui.workshop_tools()
+    # After the first page is drawn, not before: torch, transformers and the stages load in the
+    # background, then codecarbon's hardware probe, so the first Train waits for none of them.
+    ui.preload()

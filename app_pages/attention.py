@@ -1,5 +1,6 @@
-"""Attention: where each head looks, what one head computes, what switching heads off costs,
-and an induction head forming while you watch."""
+"""Attention: first, two heads of a real pretrained model (MiniLM) doing recognisable jobs on a sentence, and
+an induction head forming (recorded, one click to train); then where each head looks, what one head
+computes, what switching heads off costs, and the character-level models trained here."""
 import dataclasses
 import functools
 import html
@@ -16,6 +17,7 @@ import streamlit as st
 import torch
 
 from app_pages import ui
+from engine import demos
 from engine.attention import heads as A
 from engine.attention import induction
 from engine.attention.bertviz_offline import head_view_html, model_view_html
@@ -25,7 +27,10 @@ from engine.core.config import StageConfig, UserError, field
 from engine.core.report import Task
 
 P, I = "att", "ind"      # widget-key prefixes; I is also the job slot
+DEMO = "induction-forms"  # engine/attention/induction.py registers it; `python -m engine demo induction-forms`
+INDUCTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(InductionConfig)}   # the quick demo, seed 0
 MINILM = "minilm"
+CHAR_TEXT = "Tom has a black dog. Tom has a black dog."   # a character model's example: a repeat shows induction
 BAKED = "pretrain-base-gpt"
 MAX_TOKENS = 64          # every view reads at most this many tokens
 MODEL_VIEW_TOKENS = 32   # the model view at most this many (bertviz_view_tokens may cut further)
@@ -40,13 +45,13 @@ TAB_NAMES = ("Views", "Heads", "Step by step", "Switch off", "Watch heads form")
 @dataclasses.dataclass
 class AttentionConfig(StageConfig):
     """What the attention views show: a link reopens the same model, text, head and query."""
-    model: str = field(BAKED, "a run folder's name, or minilm")
-    text: str = field("Tom has a black dog. Tom has a black dog.", "text to read")
+    model: str = field(MINILM, "a run folder's name, or minilm (the real pretrained encoder, word pieces)")
+    text: str = field("The astronaut's spacesuit glittered under the moonlight.", "text to read")
     view: str = field("head", "bertviz view", choices=("head", "model"))
     layer: int = field(0, "layer of the head shown", range=(0, 47))
     head: int = field(0, "head shown", range=(0, 63))
     tab: str = field(TAB_NAMES[0], "the open tab", choices=TAB_NAMES)
-    query: int = field(22, "query position in the step-by-step view", range=(0, MAX_TOKENS - 1))
+    query: int = field(5, "query position in the step-by-step view", range=(0, MAX_TOKENS - 1))
     temperature: float = field(1.0, "softmax temperature in the step-by-step view", range=(0.1, 5.0))
 
 
@@ -148,6 +153,24 @@ def pattern_figure(weights: np.ndarray, tokens: list[str], title: str, causal: b
     return fig
 
 
+def annotated_pattern(e: A.Extraction, head: A.Notable, causal: bool) -> go.Figure:
+    """The head's pattern with an arrow at what to look for: the stripe below the diagonal (previous
+    token), or the column at position 0 (where the head parks)."""
+    T = len(e.tokens)
+    fig = pattern_figure(e.attn[head.layer, head.head].numpy(), e.tokens, "", causal, height=340)
+    fig.update_traces(showscale=False)   # the notice under it gives the numbers
+    if head.kind == "previous_token":
+        row = max(1, (T - 1) // 2)
+        x, y, text = row - 1, row, "each token → the one before"
+    else:
+        row = max(1, T - 3)
+        x, y, text = 0, row, f"everyone → {_tick(e.tokens[0])}"
+    fig.add_annotation(x=x, y=y, text=text, showarrow=True, arrowhead=2, arrowcolor="#d62728", ax=70, ay=-55,
+                       font=dict(size=12, color="#d62728"), bgcolor="rgba(255,255,255,0.9)")
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), xaxis_title=None, yaxis_title=None)
+    return fig
+
+
 def grid_figure(grid: np.ndarray, title: str, selected: tuple[int, int]) -> go.Figure:
     L, H = grid.shape
     fig = go.Figure(go.Heatmap(z=grid, x=list(range(H)), y=list(range(L)), colorscale="Viridis",
@@ -168,7 +191,7 @@ def grid_figure(grid: np.ndarray, title: str, selected: tuple[int, int]) -> go.F
     return fig
 
 
-def bars(values: np.ndarray, labels: list[str], title: str, key: str, ytitle: str = "",
+def bars(values: np.ndarray, labels: list[str], title: str, key: str, notice: str, ytitle: str = "",
          xtitle: str = "position (hover for the token)") -> None:
     v = np.array(values, dtype=float)
     hidden = ~np.isfinite(v)   # −∞ from the mask: drawn as a marker, since a bar cannot be infinite
@@ -182,7 +205,47 @@ def bars(values: np.ndarray, labels: list[str], title: str, key: str, ytitle: st
                       margin=dict(l=10, r=10, t=34, b=10),
                       xaxis=dict(tickmode="array", tickvals=list(range(len(v))), ticktext=[_tick(t) for t in labels],
                                  tickfont=dict(size=9)) if len(v) <= 32 else dict(title=xtitle))
-    ui.plot(fig, key=key)
+    ui.plot(fig, notice=notice, key=key)
+
+
+def induction_figure(records: list[dict], uniform: float, title: str, height: int = 330) -> go.Figure:
+    """The best head's induction score (left axis) and the loss on each half (right axis) against the
+    step, with the phase change marked."""
+    ev = [r for r in records if "induction_score" in r]
+    steps = [r["step"] for r in ev]
+    fig = go.Figure([
+        go.Scatter(x=steps, y=[r["induction_score"] for r in ev], name="induction score (best head)",
+                   line=dict(color="#2ca02c", width=3)),
+        go.Scatter(x=steps, y=[r["loss_repeat"] for r in ev], name="loss on the repeated half", yaxis="y2",
+                   line=dict(color="#1f77b4")),
+        go.Scatter(x=steps, y=[r["loss_first_half"] for r in ev], name="loss on the random half", yaxis="y2",
+                   line=dict(color="#d62728", dash="dot")),
+        go.Scatter(x=[steps[0], steps[-1]] if steps else [], y=[uniform, uniform], yaxis="y2", mode="lines",
+                   name=f"ln V = {uniform:.2f}: a uniform guess", line=dict(color="gray", dash="dot", width=1))])
+    if phase := induction.phase_change(records):
+        fig.add_vline(x=phase["step"], line_dash="dash", line_color="#555",
+                      annotation_text="phase change", annotation_position="top left")
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis=dict(title="training step"),
+                      yaxis=dict(title="induction score", range=[0, 1], color="#2ca02c"),
+                      yaxis2=dict(title="loss (nats per token)", overlaying="y", side="right", rangemode="tozero",
+                                  showgrid=False),
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, font=dict(size=11)))
+    return fig
+
+
+def induction_notice(records: list[dict], uniform: float, vocab: int, recorded: bool) -> str:
+    phase = induction.phase_change(records)
+    if not phase:
+        return ("The green line is the best head's induction score: near 0 until a head learns to look back at "
+                "the token after the earlier copy, then a sudden rise. The random half's loss cannot beat "
+                f"ln {vocab} = {uniform:.2f}, a uniform guess.")
+    who = "In this recorded run" if recorded else "In your run"
+    return (f"{who} the best head's induction score sat near {phase['start']:.2f} until step "
+            f"{phase['plateau_until']}, then rose within a few hundred steps, past halfway at step {phase['step']}, "
+            f"to {phase['end']:.2f}; meanwhile the loss on the repeated half fell to {phase['loss_repeat_end']:.2f} "
+            f"nats, while the random half stays near ln {vocab} = {uniform:.2f}, a uniform guess. A phase change, "
+            "as Olsson et al. (2022) saw in real models; the numbers are this 2-layer toy's.")
 
 
 def _pick_head(chart_key: str) -> None:
@@ -191,6 +254,66 @@ def _pick_head(chart_key: str) -> None:
     if points:
         st.session_state[f"{P}.layer"] = int(points[0]["y"])
         st.session_state[f"{P}.head"] = int(points[0]["x"])
+
+
+# --- the first screen: two heads doing recognisable jobs, and an induction head forming -------------
+
+def first_look(e: A.Extraction) -> None:
+    """The clearest previous-token head and the clearest parking head of this model on this text."""
+    notable = A.notable_heads(e.attn, causal)
+    first = e.tokens[0]
+    model_name = "MiniLM" if name == MINILM else "this model"
+    for col, (kind, h) in zip(st.columns(2), notable.items()):
+        with col:
+            if kind == "previous_token":
+                st.markdown(f"**Layer {h.layer}, head {h.head} reads the token just before**")
+                notice = (f"{h.score:.0%} of each token's attention goes to the token just before it: a stripe "
+                          f"under the diagonal (spread evenly it would be about {h.uniform:.0%}). Heads like this "
+                          "hand each token its neighbour; an induction head, which you can watch form on this page, "
+                          "builds on one. Clark et al. "
+                          "(2019) found such heads in BERT's early layers.")
+            else:
+                st.markdown(f"**Layer {h.layer}, head {h.head} parks on {ui.plain(first)}**")
+                where = ("[CLS], the special token every text starts with" if first == "[CLS]"
+                         else "the first token")
+                notice = (f"{h.score:.0%} of the attention goes to {where} (spread evenly about {h.uniform:.0%}): "
+                          "a column at the left edge. A head whose pattern finds nothing to match parks its "
+                          "weight there, as a no-op: BERT does it on [CLS] and [SEP] (Clark et al. 2019), GPTs "
+                          "on the first token (an attention sink, Xiao et al. 2023).")
+            ui.plot(annotated_pattern(e, h, causal), notice=notice, key=f"{P}_first_{kind}")
+    st.caption(f"Rows: the token looking (query); columns: the token looked at (key); each row sums to 1. Both are "
+               f"real heads of {model_name}, chosen as the clearest of their kind on this text; the tabs below show "
+               "all of them.")
+
+
+def induction_panel() -> None:
+    """The one click, then the recorded demo of an induction head forming, or this visitor's own run."""
+    st.markdown("**Watch an induction head form**")
+    quick = InductionConfig.PRESETS["quick demo"]
+    ui.one_click("Watch an induction head form", I, I, INDUCTION_DEFAULTS,
+                 key=f"{I}_watch",
+                 help=f"Train a {quick['n_layer']}-layer GPT-2 now with the quick-demo settings, seed 0: "
+                      f"{quick['steps']:,} steps, within 30 s. Your run replaces the recording below.")
+    if ui.jobs_of(I):
+        def draw(snaps: list[dict]) -> None:
+            s = snaps[0]
+            ui.status_line(s)
+            if [r for r in s["records"] if "induction_score" in r]:
+                v = s["info"].get("uniform_loss", 0.0)
+                ui.plot(induction_figure(s["records"], v, "Your run"), key=f"{I}_panel_{s['id']}",
+                        notice=induction_notice(s["records"], v, round(math.exp(v)), recorded=False))
+        ui.live(I, draw)
+        st.caption("Settings, the attention as it changes and a replay: the **Watch heads form** tab below.")
+    elif demo := demos.load(DEMO):
+        c, v = demo["stage_config"], demo["info"]["uniform_loss"]
+        ui.plot(induction_figure(demo["records"], v, "Recorded: an induction head forms"),
+                notice=induction_notice(demo["records"], v, c["vocab"], recorded=True), key=f"{I}_panel_demo")
+        st.caption(f":material/history: **Recorded**, not live: a {c['n_layer']}-layer GPT-2 on random strings of "
+                   f"{c['seq_len'] // 2} symbols (of {c['vocab']}) shown twice, {c['steps']:,} steps, seed {c['seed']} "
+                   "(the quick-demo settings). The button trains it again.")
+    else:
+        st.info("An induction head completes patterns: having seen *A B*, at the next *A* it predicts *B*. "
+                "Press the button to watch one form in a tiny GPT-2.", icon=":material/play_arrow:")
 
 
 # --- tabs ----------------------------------------------------------------------------------------
@@ -215,6 +338,16 @@ def views_tab() -> None:
     st.iframe(page, height=view_height(cfg.view, shown, L, H))
 
 
+GRID_NOTICES = {
+    "entropy": "Dark cells are focused heads (near 0 nats: one token gets all the weight); bright ones spread "
+               "their weight, up to ln T for a uniform spread.",
+    "previous_token": "Bright cells look at the token just before; 1.0 would be all of the weight.",
+    "first_token": "Bright cells park their weight on position 0 ([CLS] in BERT, the first token in a GPT).",
+    "induction": "Bright cells are induction heads: on a random sequence shown twice they look at the token "
+                 "after the earlier copy. Models with one layer, or trained on too little, have none.",
+}
+
+
 def heads_tab() -> None:
     st.markdown(
         "Four scores per head, one grid each (rows: layers, columns: heads). **Click a cell** to open that "
@@ -224,8 +357,9 @@ def heads_tab() -> None:
         "token that followed the current token last time (Olsson et al. 2022).")
     for col, (attr, title) in zip(st.columns(4), SCORES.items()):
         with col:
-            ui.plot(grid_figure(getattr(scores, attr), title, (cfg.layer, cfg.head)), key=f"{P}_grid_{attr}",
-                    on_select=functools.partial(_pick_head, f"{P}_grid_{attr}"), selection_mode="points")
+            ui.plot(grid_figure(getattr(scores, attr), title, (cfg.layer, cfg.head)), notice=GRID_NOTICES[attr],
+                    key=f"{P}_grid_{attr}", on_select=functools.partial(_pick_head, f"{P}_grid_{attr}"),
+                    selection_mode="points")
     left, right = st.columns([3, 2])
     with right:
         layer, head = head_pickers()
@@ -236,7 +370,9 @@ def heads_tab() -> None:
                    "text, a stripe parallel to the diagonal, one token past the earlier copy, is an induction head.")
     with left:
         ui.plot(pattern_figure(e.attn[layer, head].numpy(), e.tokens, f"Layer {layer}, head {head}", causal,
-                               height=max(380, 200 + 11 * len(e.tokens))), key=f"{P}_pattern")
+                               height=max(380, 200 + 11 * len(e.tokens))), key=f"{P}_pattern",
+                notice=f"Each row sums to 1; spread evenly over the {len(e.tokens)} tokens a cell would hold about "
+                       f"{1 / len(e.tokens):.2f}, so any darker cell is a token this head picks out.")
 
 
 def step_tab() -> None:
@@ -252,25 +388,32 @@ def step_tab() -> None:
     st.markdown(f"Layer {layer}, head {head}, query {q} (**{ui.plain(e.tokens[q])}**). The head projects every token "
                 f"into a query, a key and a value of {d} numbers each.")
     r1, r2 = st.columns(3), st.columns(3)
+    top = int(np.nanargmax(np.where(np.isfinite(step.masked), step.masked, np.nan)))
     with r1[0]:
-        bars(step.scores, e.tokens, "1. score = q · k for each key", f"{P}_s1")
+        bars(step.scores, e.tokens, "1. score = q · k for each key", f"{P}_s1",
+             f"A high score means this key matches what the query looks for: here {ui.plain(e.tokens[top])}.")
     with r1[1]:
-        bars(step.scaled, e.tokens, f"2. divided by √d = {step.scale:.1f}", f"{P}_s2")
+        bars(step.scaled, e.tokens, f"2. divided by √d = {step.scale:.1f}", f"{P}_s2",
+             f"The same shape, {step.scale:.1f} times smaller, so the softmax does not saturate.")
     with r1[2]:
         bars(step.masked, e.tokens, "3. causal mask: later keys → −∞" if causal else "3. no mask (bidirectional)",
-             f"{P}_s3")
+             f"{P}_s3", "Later tokens become −∞ (crosses): this token cannot see the future." if causal else
+             "Nothing is masked: a BERT-style token sees the whole text, both ways.")
     with r2[0]:
-        bars(step.weights, e.tokens, f"4. softmax(scores / {temp:g}) = weights", f"{P}_s4", "weight")
+        bars(step.weights, e.tokens, f"4. softmax(scores / {temp:g}) = weights", f"{P}_s4",
+             f"The weights sum to 1 (even would be {1 / (q + 1 if causal else len(e.tokens)):.2f} each); raise the "
+             "temperature and they flatten.", "weight")
     with r2[1]:
         fig = go.Figure(go.Heatmap(z=step.weights[:, None] * step.values, colorscale="RdBu", zmid=0,
                                    hovertemplate="key %{y}, dim %{x}: %{z:.3f}<extra></extra>"))
         fig.update_layout(title=dict(text="5. weight × value, per key (rows)", font=dict(size=13)), height=230,
                           margin=dict(l=10, r=10, t=34, b=10), xaxis_title="dimension",
                           yaxis=dict(autorange="reversed", title="key"))
-        ui.plot(fig, key=f"{P}_s5")
+        ui.plot(fig, key=f"{P}_s5", notice="Keys with little weight fade to white: only the picked keys' values "
+                                           "pass on.")
     with r2[2]:
         bars(step.output, [str(i) for i in range(d)], "6. output = sum of the rows of 5", f"{P}_s6",
-             xtitle="dimension")
+             f"These {d} numbers are what this head adds for this token.", xtitle="dimension")
     st.caption("Scaling by √d keeps the scores' spread near 1 whatever the head size, so the softmax does not "
                "saturate (Vaswani et al. 2017, section 3.2.1). At temperature 1 these weights are exactly the "
                f"model's own (row {q} of the head's pattern).")
@@ -306,11 +449,16 @@ def ablation_tab() -> None:
                              for l in range(L)])
         st.session_state[each_key] = (name, cfg.text, grid)
     if (saved := st.session_state.get(each_key)) and saved[:2] == (name, cfg.text):
+        worst = np.unravel_index(int(np.argmax(saved[2])), saved[2].shape)
         ui.plot(grid_figure(saved[2], "Change when only this head is off", (cfg.layer, cfg.head)),
-                        key=f"{P}_each_grid", width="content")
+                key=f"{P}_each_grid", width="content",
+                notice=f"Layer {worst[0]}, head {worst[1]} costs the most on this text ({saved[2].max():+.3f}); "
+                       "most heads cost little alone, as others carry the same information.")
 
 
-def watch_tab() -> None:
+def watch_tab(open: bool) -> None:
+    """Always run, for its Train controls (they start what the one click asked for); the charts only when
+    the tab is open, so a run watched from the panel at the top is not slowed by drawing them unseen."""
     st.markdown(
         "An **induction head** completes patterns: having seen *A B* earlier, at the next *A* it looks at *B* and "
         "predicts it. Here a fresh GPT-2 trains on random symbols whose second half repeats the first. The first "
@@ -322,27 +470,34 @@ def watch_tab() -> None:
         "of two or more layers, and not in one-layer models: try 1 layer.")
     with st.container(border=True):
         ui.preset_picker(InductionConfig, I)
-        a, b, c, d = st.columns(4)
+        a, b = st.columns(2)
         a.slider("Layers", 1, 4, key=f"{I}.n_layer", help=ui.widget_help(InductionConfig, "n_layer"))
-        b.slider("Heads per layer", 1, 8, key=f"{I}.n_head")
-        c.select_slider("Steps", sorted({100, 250, 500, 1000, 1500, 2000, 3000, 5000, st.session_state[f"{I}.steps"]}),
-                        key=f"{I}.steps")
-        d.select_slider("Learning rate", sorted({*LEARNING_RATES, st.session_state[f"{I}.lr"]}), key=f"{I}.lr",
-                        format_func=lambda v: f"{v:g}")
-        a.number_input("Seed", 0, 2**31 - 1, key=f"{I}.seed")
-        b.number_input("Time limit (s)", 5, int(limits.MAX_JOB_SECONDS), step=5, key=f"{I}.max_seconds")
-        c.select_slider("Sequence length", sorted({16, 24, 32, 48, 64, st.session_state[f"{I}.seq_len"]}),
-                        key=f"{I}.seq_len")
-        d.slider("Symbols (V)", 8, len(induction.ALPHABET), key=f"{I}.vocab")
+        b.select_slider("Steps", sorted({100, 250, 500, 1000, 1500, 2000, 3000, 5000, st.session_state[f"{I}.steps"]}),
+                        key=f"{I}.steps", help=ui.widget_help(InductionConfig, "steps"))
+        with ui.advanced():
+            a, b, c, d = st.columns(4)
+            a.slider("Heads per layer", 1, 8, key=f"{I}.n_head")
+            b.select_slider("Learning rate", sorted({*LEARNING_RATES, st.session_state[f"{I}.lr"]}), key=f"{I}.lr",
+                            format_func=lambda v: f"{v:g}")
+            c.select_slider("Sequence length", sorted({16, 24, 32, 48, 64, st.session_state[f"{I}.seq_len"]}),
+                            key=f"{I}.seq_len", help=ui.widget_help(InductionConfig, "seq_len"))
+            d.slider("Symbols (V)", 8, len(induction.ALPHABET), key=f"{I}.vocab",
+                     help=ui.widget_help(InductionConfig, "vocab"))
+            a.number_input("Evaluate every (steps)", 1, 1000, key=f"{I}.eval_every",
+                           help=ui.widget_help(InductionConfig, "eval_every"))
+            b.number_input("Seed", 0, 2**31 - 1, key=f"{I}.seed", help=ui.widget_help(InductionConfig, "seed"))
+            c.number_input("Time limit (s)", 5, int(limits.MAX_JOB_SECONDS), step=5, key=f"{I}.max_seconds")
     jobs = ui.controls(I, submissions)
-    ui.live(I, draw_training)
+    if not open:
+        return
+    ui.live(I, draw_training, downloads=False)   # the panel at the top is the slot's main view (ui.live)
     for job in jobs:
         if not job.active:
             replay(job)
 
 
 def submissions() -> list[dict]:
-    run_cfg = ind_cfg
+    run_cfg = ui.read_config(InductionConfig, I)
     run_cfg.check()
     owner = ui.visitor_id()
     return [dict(key=run_cfg.key(), label="Induction run", total_steps=run_cfg.steps, stage="attention",
@@ -357,26 +512,35 @@ def draw_training(snaps: list[dict]) -> None:
         if not ev:
             continue
         steps = [r["step"] for r in ev]
+        v = s["info"]["uniform_loss"]
         a, b, c = st.columns([3, 3, 2])
         with a:
             ui.curve_chart([dict(name="training (all)", x=[r["step"] for r in tr], y=ui.smooth([r["loss"] for r in tr]),
                                  color="#bbbbbb"),
-                            dict(name="first half", x=steps, y=[r["loss_first_half"] for r in ev], color="#d62728"),
+                            dict(name="random first half", x=steps, y=[r["loss_first_half"] for r in ev],
+                                 color="#d62728"),
                             dict(name="repeated half", x=steps, y=[r["loss_repeat"] for r in ev], color="#1f77b4")],
-                           "Loss (nats per token)", hlines=[(s["info"]["uniform_loss"], "ln V: a uniform guess")],
-                           key=f"{I}_loss_{s['id']}", height=320)
+                           "Loss (nats per token)", hlines=[(v, "ln V: a uniform guess")],
+                           key=f"{I}_loss_{s['id']}", height=320, ytitle="training loss",
+                           notice=f"The random half cannot beat ln V = {v:.2f}, a uniform guess; the repeated half "
+                                  "falls towards 0 only once an induction head has formed.")
         with b:
             ui.curve_chart([dict(name="best induction head", x=steps, y=[r["induction_score"] for r in ev],
                                  color="#2ca02c"),
                             dict(name="best previous-token head", x=steps, y=[r["previous_token_score"] for r in ev],
                                  color="#9467bd")],
-                           "Best head's score", ytitle="score", key=f"{I}_score_{s['id']}", height=320)
+                           "Best head's score", ytitle="score (1 = all the weight)", key=f"{I}_score_{s['id']}",
+                           height=320,
+                           notice="The previous-token head comes first; the induction head, which reads its "
+                                  "output, follows with a jump.")
         with c:
             last = s["samples"][-1]
             lh = np.unravel_index(np.argmax(last["induction"]), last["induction"].shape)
             ui.plot(pattern_figure(last["attn"][lh].astype(float), s["info"]["example"],
                                    f"step {last['step']}: layer {lh[0]}, head {lh[1]}", True, height=320, labels=False),
-                    key=f"{I}_live_{s['id']}")
+                    key=f"{I}_live_{s['id']}",
+                    notice="Once formed: a stripe parallel to the diagonal in the lower half, from each repeated "
+                           "token to the one after its first copy.")
 
 
 def replay(job) -> None:
@@ -397,26 +561,35 @@ def replay(job) -> None:
     sample = next(s for s in samples if s["step"] == at_step)
     record = next(r for r in snap["records"] if r.get("step") == at_step and "induction_score" in r)
     c, d = st.columns([3, 2])
+    half = snap["info"]["half"]
     with c:
         ui.plot(pattern_figure(sample["attn"][lh].astype(float), snap["info"]["example"],
                                f"Step {at_step}: layer {lh[0]}, head {lh[1]}", True,
                                height=200 + 12 * len(snap["info"]["example"])),
-                key=f"{I}_replay_fig_{job.id}")
+                key=f"{I}_replay_fig_{job.id}",
+                notice=f"An induction head's pattern is a stripe parallel to the diagonal, {half - 1} places left "
+                       "of it (half-length − 1): from each repeated token to the token after its first copy. Slide "
+                       "back to before the phase change and the stripe is not there.")
     with d:
         m = st.columns(2)
         m[0].metric("loss on the repeat", f"{record['loss_repeat']:.3f}")
         m[1].metric("best induction score", f"{record['induction_score']:.2f}")
         ui.plot(grid_figure(sample["induction"], f"Induction score per head at step {at_step}", lh),
-                key=f"{I}_replay_grid_{job.id}")
+                key=f"{I}_replay_grid_{job.id}",
+                notice="Usually one head in the last layer lights up; the rest stay near 0.")
         ui.plot(grid_figure(sample["previous_token"], f"Previous-token score at step {at_step}", lh),
-                key=f"{I}_replay_prev_{job.id}")
-        st.caption("An induction head's pattern is a stripe parallel to the diagonal, "
-                   f"{snap['info']['half'] - 1} places left of it (half-length − 1): from each repeated token to "
-                   "the token after its first copy. Its partner, a previous-token head in an earlier layer, is the "
-                   "stripe just below the diagonal.")
+                key=f"{I}_replay_prev_{job.id}",
+                notice="Its partner, a previous-token head, sits in an earlier layer: the stripe just below the "
+                       "diagonal.")
     if job.result and Path(job.result).name in CHOICES:   # a replayed run saved by another session is theirs
         st.caption(f"Saved as `{Path(job.result).name}`: pick it in the model list at the top of the page to "
                    "look at its heads with your own text, e.g. *qwertyqwerty*.")
+
+
+def use_model(model_name: str, text: str) -> None:
+    """on_click: switch between the real word-piece model and a character-level one trained here."""
+    st.session_state[f"{P}.model"] = model_name
+    st.session_state[f"{P}.text"] = text
 
 
 # --- page ------------------------------------------------------------------------------------------
@@ -427,24 +600,14 @@ ui.init_config(InductionConfig, I)
 
 st.title("Attention")
 st.markdown(
-    "In every layer of a transformer, **attention heads** move information between positions. Each token "
-    "(the *query*) scores every token it may see (the *keys*) by a dot product, turns the scores into weights "
-    "with a softmax, and takes the weighted average of their *values*. Pick a model, type a text, and see "
-    "where each head looks, what the heads are good at, and what the model loses when some are switched off; "
-    "or train a tiny model and watch an induction head form.")
+    "In every layer of a transformer, **attention heads** decide which other words each word reads. Below, two "
+    "heads of a real pretrained model doing jobs you can see, and an induction head forming in a tiny one.")
 
 if st.session_state[f"{P}.model"] not in CHOICES:
     missing = st.session_state[f"{P}.model"]
-    st.session_state[f"{P}.model"] = BAKED if BAKED in CHOICES else MINILM
+    st.session_state[f"{P}.model"] = MINILM
     st.info(f"The run {ui.plain(missing)} is not available here (runs trained in other sessions are private): "
             "showing the default model instead.", icon=":material/info:")
-c1, c2 = st.columns([2, 3])
-c1.selectbox("Model", list(CHOICES), key=f"{P}.model", format_func=lambda n: CHOICES[n][0],
-             help="Models you train on this app's pages appear here too.")
-c2.text_area("Text", key=f"{P}.text", height=90, max_chars=2000,
-             help=f"The views read the first {MAX_TOKENS} tokens; bertviz's model view at most the first "
-                  f"{MODEL_VIEW_TOKENS}.")
-
 name = st.session_state[f"{P}.model"]
 with st.spinner("Loading the model…"):
     model, tok = load(name)
@@ -458,15 +621,43 @@ try:
     e, scores = analyse(name, st.session_state[f"{P}.text"])
 except UserError as err:
     e = scores = None
-    st.warning(str(err), icon=":material/edit_note:")
+    problem = str(err)
 if e:
     st.session_state[f"{P}.query"] = min(st.session_state[f"{P}.query"], len(e.tokens) - 1)
+
+look, panel = st.columns([2, 1], gap="medium")   # the panel is filled last (see the end)
+with look:
+    if e:
+        first_look(e)
+    else:
+        st.warning(problem, icon=":material/edit_note:")
+# The settings come after the payoff, also on a phone (where the columns above stack).
+c1, c2 = st.columns([2, 3])
+c1.selectbox("Model", list(CHOICES), key=f"{P}.model", format_func=lambda n: CHOICES[n][0],
+             help="MiniLM reads word pieces (a word the vocabulary lacks is split, e.g. spaces + uit). The "
+                  "GPT and BERT models trained on this app's pages read single characters; yours appear here too.")
+c2.text_area("Text", key=f"{P}.text", height=90, max_chars=2000,
+             help=f"The views read the first {MAX_TOKENS} tokens; bertviz's model view at most the first "
+                  f"{MODEL_VIEW_TOKENS}.")
+if name == MINILM and BAKED in CHOICES:
+    st.button("Switch to characters: the GPT trained on the Pretraining page", key=f"{P}_to_chars",
+              icon=":material/text_fields:", on_click=use_model, args=(BAKED, CHAR_TEXT),
+              help="The baked base GPT of the Pretraining page: one character per token, and a causal mask.")
+elif name != MINILM:
+    st.button("Back to words: the pretrained MiniLM", key=f"{P}_to_words", icon=":material/translate:",
+              on_click=use_model, args=(MINILM, AttentionConfig.text),
+              help="The real pretrained encoder, all-MiniLM-L6-v2, reading word pieces.")
+if e:
     for notice in e.notices:
         st.info(ui.plain(notice), icon=":material/info:")
 
 cfg: AttentionConfig = ui.read_config(AttentionConfig, P)
 ind_cfg: InductionConfig = ui.read_config(InductionConfig, I)
 
+st.markdown(
+    "**How a head works.** Each token (the *query*) scores every token it may see (the *keys*) by a dot product, "
+    "turns the scores into weights with a softmax, and takes the weighted average of their *values*. Each head "
+    "learns its own scoring, so different heads pick out different things.")
 if causal:
     st.caption("**GPT-style (causal)**: a token may look only at itself and the tokens before it. Before the "
                "softmax, the scores of later tokens are set to −∞ (the causal mask), so their weights are 0: the "
@@ -478,9 +669,14 @@ else:
                "[CLS] and [SEP] are the special tokens it always sees first and last.")
 
 # Only the open tab runs and is drawn: the views alone then render well within 2 s of a new text
-# (with every section drawn at once, the browser took twice as long).
+# (with every section drawn at once, the browser took twice as long). The induction tab always runs:
+# its Train controls start a run the panel at the top asked for in one click.
 tabs = st.tabs(TAB_NAMES, key=f"{P}.tab", on_change="rerun")
-for tab, draw in zip(tabs, (views_tab, heads_tab, step_tab, ablation_tab, watch_tab)):
-    if tab.open and (e or draw is watch_tab):   # the text's problem is shown above
+for tab, draw in zip(tabs, (views_tab, heads_tab, step_tab, ablation_tab)):
+    if tab.open and e:   # the text's problem is shown above
         with tab:
             draw()
+with tabs[-1]:
+    watch_tab(bool(tabs[-1].open))
+with panel:   # drawn last, so a run the one click asked for has started (in the tab's controls)
+    induction_panel()

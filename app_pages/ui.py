@@ -44,15 +44,16 @@ PRELOAD = ("torch", "transformers", "datasets", "engine.pretraining", "engine.sf
 @st.cache_resource
 def preload() -> threading.Event:
     """Once per process, after the first page view has been drawn: import what training pages need
-    (seconds), then pay codecarbon's hardware probe, in one background thread. A cold server draws
-    its home page without waiting for torch, and the first Train waits for neither. The event is
-    set once the imports are done."""
+    (seconds), create the job runner (on Ray, its connection and warm workers), then pay codecarbon's
+    hardware probe, in one background thread. A cold server draws its home page without waiting for
+    torch, and the first Train waits for none of it. The event is set once the imports are done."""
     imported = threading.Event()
 
     def work():
         for name in PRELOAD:
             importlib.import_module(name)
         imported.set()
+        runner()   # on Ray, connecting and starting the warm workers take seconds: not on Train
         warm_up()
 
     threading.Thread(target=work, name="preload", daemon=True).start()
@@ -259,13 +260,14 @@ def _reset(slot: str) -> None:
     st.session_state.pop(f"_error_{slot}", None)
 
 
-def live(slot: str, draw: Callable[[list[dict]], None]) -> None:
-    """Redraw `draw(snapshots)` twice a second while this slot's jobs run; once they end, offer
-    their metrics as a CSV and rerun the whole page once so post-training sections appear (also on
-    a page drawn after a reload, while the jobs ran)."""
+def live(slot: str, draw: Callable[[list[dict]], None], every: float = 0.5, downloads: bool = True) -> None:
+    """Redraw `draw(snapshots)` every `every` seconds while this slot's jobs run; once they end, offer
+    their metrics as a CSV (with `downloads`: one view of a slot has them, a second view elsewhere on
+    the page does not) and rerun the whole page once so post-training sections appear (also on a
+    page drawn after a reload, while the jobs ran)."""
     active = any(j.active for j in jobs_of(slot))
 
-    @st.fragment(run_every=0.5 if active else None)
+    @st.fragment(run_every=every if active else None)
     def view():
         jobs = jobs_of(slot)
         if not jobs:
@@ -273,7 +275,8 @@ def live(slot: str, draw: Callable[[list[dict]], None]) -> None:
         snaps = [j.snapshot() for j in jobs]
         draw(snaps)
         if not any(j.active for j in jobs):
-            download_metrics(snaps, slot)
+            if downloads:
+                download_metrics(snaps, slot)
             if active:   # they were running when the page was drawn: draw it again, finished
                 st.rerun()
 

@@ -99,6 +99,34 @@ def test_pattern_scores_find_planted_heads():
     assert s["entropy"][1, 2] == s["entropy"][0, 1] == 0 and s["entropy"].max() > 1
 
 
+def test_notable_heads_pick_the_planted_heads_and_two_different_ones():
+    T = 10
+    attn = torch.full((2, 3, T, T), 1.0).tril()
+    attn /= attn.sum(-1, keepdim=True)
+    attn[1, 2] = torch.eye(T).roll(-1, dims=1)  # previous token
+    attn[1, 2, 0] = torch.eye(T)[0]
+    attn[0, 1] = 0
+    attn[0, 1, :, 0] = 1                        # sink on token 0
+    n = A.notable_heads(attn, causal=True)
+    assert (n["previous_token"].layer, n["previous_token"].head) == (1, 2) and n["previous_token"].score == 1.0
+    assert (n["first_token"].layer, n["first_token"].head) == (0, 1) and n["first_token"].score == 1.0
+    assert 0.1 < n["first_token"].uniform < 0.5           # mean 1/keys over queries 1..9 of a causal model
+    only_one = torch.eye(T).roll(-1, dims=1).expand(1, 1, T, T).clone()
+    only_one[0, 0, 0] = torch.eye(T)[0]
+    assert list(A.notable_heads(only_one, causal=True)) == ["previous_token"]   # one head cannot be both kinds
+
+
+def test_minilm_opens_on_a_clear_previous_token_head_and_a_cls_head(minilm):
+    """What the Attention page's first screen points at, on its default text."""
+    model, tokenizer = minilm
+    e = A.extract(model, tokenizer, "The astronaut's spacesuit glittered under the moonlight.")
+    assert e.tokens[0] == "[CLS]" and "uit" in e.tokens                 # word pieces: spaces + uit
+    n = A.notable_heads(e.attn, causal=False)
+    assert n["previous_token"].score > 0.9 and n["first_token"].score > 0.8
+    assert n["first_token"].uniform == pytest.approx(1 / len(e.tokens))
+    assert (n["previous_token"].layer, n["previous_token"].head) != (n["first_token"].layer, n["first_token"].head)
+
+
 def test_induction_score_finds_planted_head(tok, gpt2):
     model = copy.deepcopy(gpt2)
 

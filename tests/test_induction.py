@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.attention.induction import InductionConfig, head_grids, repeated_batch, run, score_heads
+from engine.attention.induction import InductionConfig, head_grids, phase_change, repeated_batch, run, score_heads
 from engine.core import runs
 from engine.core.config import UserError
 from engine.core.report import Recorder
@@ -54,3 +54,24 @@ def test_induction_score_rises_during_training(runs_dir):
     model, tok, info = runs.load_run(path)
     assert info.stage == "induction" and info.summary["induction_score"] == end["induction_score"]
     assert score_heads(model, tok, cfg.vocab, half=9, seed=7)[0].max() > 0.3
+
+
+def test_phase_change_finds_the_rise_and_waits_for_one():
+    def ev(step, score, loss):
+        return {"step": step, "induction_score": score, "loss_repeat": loss}
+    flat = [ev(s, 0.05, 2.7) for s in range(0, 300, 50)]
+    assert phase_change(flat) is None                                  # no rise yet: nothing to mark
+    rise = flat + [ev(300, 0.1, 2.0), ev(350, 0.4, 0.5), ev(400, 0.6, 0.1), {"step": 400, "loss": 0.3}]
+    p = phase_change(rise)
+    assert (p["step"], p["plateau_until"]) == (350, 300)               # past halfway (0.325) at 350; 0.1 < 0.105
+    assert p["start"] == 0.05 and p["end"] == 0.6 and p["loss_repeat_end"] == 0.1
+
+
+def test_the_defaults_are_the_quick_demo_and_the_demo_records_them():
+    cfg = InductionConfig()
+    assert list(InductionConfig.PRESETS) == ["quick demo", "standard", "thorough"]
+    assert all(getattr(cfg, k) == v for k, v in InductionConfig.PRESETS["quick demo"].items())
+    assert cfg.steps <= 1000 and cfg.half <= cfg.vocab      # 1,000 steps: about 13 s of CPU
+    from engine import demos
+    registered = demos._DEMOS["induction-forms"].config
+    assert registered.replace(max_seconds=cfg.max_seconds) == cfg          # the quick demo, bounded by steps

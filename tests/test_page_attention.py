@@ -38,7 +38,7 @@ def open_tab(at: AppTest, name: str) -> AppTest:
 
 
 def test_baked_gpt_shows_every_view():
-    at = open_page()
+    at = open_page({"model": BAKED, "text": "Tom has a black dog. Tom has a black dog."})
     assert at.selectbox(key="att.model").value == BAKED
     assert "GPT-style (causal)" in " ".join(c.value for c in at.caption)
     html = iframe_html(at)
@@ -46,13 +46,14 @@ def test_baked_gpt_shows_every_view():
     at.segmented_control(key="att.view").set_value("model").run()
     assert not at.exception and "model" in at.query_params["view"]
     open_tab(at, "Heads")
-    assert len(at.get("plotly_chart")) == 4 + 1 and not at.get("iframe")   # grids and one pattern; lazy tabs
+    first = 2 + 1   # the first screen: two annotated heads and the induction panel
+    assert len(at.get("plotly_chart")) == first + 4 + 1 and not at.get("iframe")   # grids and one pattern; lazy tabs
     at.selectbox(key="att.layer").set_value(1).run()
     at.selectbox(key="att.head").set_value(2).run()
     open_tab(at, "Step by step")
     assert at.selectbox(key="att.layer").value == 1                     # the same head in every tab
     assert any(m.value.startswith("Layer 1, head 2, query") for m in at.markdown)
-    assert len(at.get("plotly_chart")) == 6
+    assert len(at.get("plotly_chart")) == first + 6
     at.slider(key="att.temperature").set_value(3.0).run()
     assert not at.exception and at.query_params["temperature"] in ("3.0", ["3.0"])
     open_tab(at, "Switch off")
@@ -73,7 +74,7 @@ def test_minilm_is_bidirectional_and_scored_by_embedding_distance():
 
 
 def test_bad_input_gives_notices_and_typed_html_stays_text():
-    at = open_page()
+    at = open_page({"model": BAKED})
     at.text_area(key="att.text").set_value("   ").run()
     assert "empty" in notices(at) and not at.get("iframe")
     at.text_area(key="att.text").set_value("Tom has a dog. " * 10).run()
@@ -86,7 +87,7 @@ def test_bad_input_gives_notices_and_typed_html_stays_text():
     html = iframe_html(at)
     assert '"\\u003c"' in html and html.lower().count("</script") == 4   # "<" is escaped: no token ends a script
     open_tab(at, "Heads")
-    pattern = next(c.proto.spec for c in at.get("plotly_chart") if "query (looking)" in c.proto.spec)
+    pattern = next(c.proto.spec for c in at.get("plotly_chart") if "Layer 0, head 0" in c.proto.spec)
     assert "&lt;" in pattern and '"<"' not in pattern                    # plotly would read "<b>" as markup
 
 
@@ -114,4 +115,6 @@ def test_induction_section_trains_streams_and_replays():
     assert any("· induction ·" in o for o in at.selectbox(key="att.model").options)  # the run can be inspected
     at.selectbox(key="att.model").set_value(runs.list_runs("induction")[0].path.name).run()
     open_tab(at, "Heads")
-    assert len(at.get("plotly_chart")) == 5 and "GPT-style (causal)" in " ".join(c.value for c in at.caption)
+    keys = [c.key for c in at.get("plotly_chart")]
+    assert sum(k.startswith("att_grid_") for k in keys) == 4 and "att_pattern" in keys   # the run's heads, scored
+    assert "GPT-style (causal)" in " ".join(c.value for c in at.caption)

@@ -57,8 +57,10 @@ def test_parameter_counts_match_the_built_models(arch):
 
 
 def test_ladder_spans_the_range_and_bad_sizes_are_refused():
-    plan = plans.sweep_plan(config.SweepConfig(), 107)
+    plan = plans.sweep_plan(config.SweepConfig(n_models=5, max_params=2_000_000), 107)
     assert len(plan) == 5 and plan[0].n < 30_000 and 1.5e6 < plan[-1].n < 2.5e6
+    quick = plans.sweep_plan(config.SweepConfig(), 107)              # the default is the quick demo: four sizes
+    assert len(quick) == 4 and quick[0].n < 30_000 and 3e5 < quick[-1].n < 6e5
     assert all(a.n < b.n for a, b in zip(plan, plan[1:]))
     assert plan[0].flops == 6 * plan[0].n * plan[0].tokens
     for bad in (dict(n_models=1), dict(min_params=50_000, max_params=50_000)):

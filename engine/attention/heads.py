@@ -120,6 +120,36 @@ def pattern_scores(attn: torch.Tensor) -> dict[str, np.ndarray]:
     }
 
 
+@dataclasses.dataclass
+class Notable:
+    """A head worth pointing at on a first look: the clearest one of a kind in this text."""
+    kind: str       # "previous_token" | "first_token"
+    layer: int
+    head: int
+    score: float    # its mean weight on that position, over queries 1..T-1
+    uniform: float  # what spreading every query's weight evenly over the keys would give (mean 1/keys)
+
+
+def notable_heads(attn: torch.Tensor, causal: bool) -> dict[str, Notable]:
+    """The head that most attends to the token just before (a previous-token head) and, another one,
+    the head that most parks its attention on position 0 ([CLS] in BERT, the first token in GPT: an
+    attention sink), from a (layers, heads, T, T) tensor. A model of one head gets only the first."""
+    scores = pattern_scores(attn)
+    T = attn.shape[-1]
+    keys = np.arange(2, T + 1) if causal else np.full(T - 1, T)   # keys each query 1..T-1 may see
+    uniform = float((1.0 / keys).mean())
+    out: dict[str, Notable] = {}
+    for kind in ("previous_token", "first_token"):
+        grid = scores[kind].copy()
+        for taken in out.values():   # a different head for each kind
+            grid[taken.layer, taken.head] = -np.inf
+        if not np.isfinite(grid).any():
+            break
+        layer, head = np.unravel_index(int(np.argmax(grid)), grid.shape)
+        out[kind] = Notable(kind, int(layer), int(head), float(grid[layer, head]), uniform)
+    return out
+
+
 def induction_scores(model, tokenizer, length: int = 50, batch: int = 4, seed: int = 0) -> np.ndarray:
     """Induction score per head (Olsson et al. 2022, "In-context Learning and Induction Heads"):
     feed random tokens r followed by r again; an induction head at position i of the repeat looks

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from engine import demos
 from engine.core.config import UserError
 from engine.core.report import Reporter, StageResult
 from engine.core.runs import save_run
@@ -14,14 +15,19 @@ from engine.scaling.plans import iso_plan, overfit_plan, sweep_plan
 from engine.scaling.training import fixed_windows, load_corpus, train_ladder
 
 
-def run_sweep(cfg: SweepConfig, reporter: Reporter, owner: str | None = None) -> StageResult:
-    """Train every size on the same tokens, smallest first. Saves the largest finished model as a
-    pretraining run, so pruning and distillation can start from it."""
+def _sweep(cfg: SweepConfig, reporter: Reporter):
+    """Every size on the same tokens, smallest first: (corpus, ladder)."""
     corpus = load_corpus(cfg.corpus, cfg.block_size)
     plan = sweep_plan(cfg, len(corpus.tokenizer))
     reporter.set_info(vocab_size=len(corpus.tokenizer), uniform_loss=math.log(len(corpus.tokenizer)),
                       arch=cfg.arch, plan=[s.row() for s in plan])
-    ladder = train_ladder(reporter, [({}, s, cfg.arch) for s in plan], corpus, cfg, "models")
+    return corpus, train_ladder(reporter, [({}, s, cfg.arch) for s in plan], corpus, cfg, "models")
+
+
+def run_sweep(cfg: SweepConfig, reporter: Reporter, owner: str | None = None) -> StageResult:
+    """Train every size on the same tokens, smallest first. Saves the largest finished model as a
+    pretraining run, so pruning and distillation can start from it."""
+    corpus, ladder = _sweep(cfg, reporter)
     if ladder.model is None:
         return StageResult(None, {"models": ladder.rows}, ladder.status, ladder.message)
     row = next(r for r in reversed(ladder.rows) if r["status"] == "done")
@@ -33,6 +39,12 @@ def run_sweep(cfg: SweepConfig, reporter: Reporter, owner: str | None = None) ->
     path = save_run(ladder.model, corpus.tokenizer, "pretrain", pcfg.to_dict(), ladder.records, summary,
                     name=f"sweep-{cfg.arch}-{row['model']}-{cfg.key()[:6]}", owner=owner)
     return StageResult(str(path), summary, ladder.status, ladder.message)
+
+
+def sweep_demo(cfg: SweepConfig, reporter: Reporter) -> StageResult:
+    """The page's recorded sweep: the same training, no saved run (its curves and fit are the result)."""
+    _, ladder = _sweep(cfg, reporter)
+    return StageResult(None, {"models": ladder.rows}, ladder.status, ladder.message)
 
 
 def run_isoflop(cfg: IsoConfig, reporter: Reporter) -> StageResult:
@@ -52,8 +64,18 @@ def run_overfit(cfg: OverfitConfig, reporter: Reporter) -> StageResult:
         raise UserError(f"The corpus has only {len(corpus.train):,} training characters: ask for fewer.")
     ids = corpus.train[:cfg.of_chars]
     small, large = overfit_plan(cfg, len(corpus.tokenizer))
-    reporter.set_info(epoch_tokens=cfg.of_chars, plan=[small.row(), large.row()])
+    reporter.set_info(epoch_tokens=cfg.of_chars, plan=[small.row(), large.row()],
+                      uniform_loss=math.log(len(corpus.tokenizer)))
     evals = {"eval_loss": corpus.quick, "train_eval_loss": fixed_windows(ids, cfg.block_size, 64)}
     ladder = train_ladder(reporter, [({"role": "small"}, small, "gpt2"), ({"role": "large"}, large, "gpt2")],
-                          corpus, cfg, "models", data_ids=ids, evals=evals, eval_every=max(1, small.steps // 40))
+                          corpus, cfg, "models", data_ids=ids, evals=evals, eval_every=max(1, small.steps // 25))
     return StageResult(None, {"models": ladder.rows}, ladder.status, ladder.message)
+
+
+# The Model scaling page's first screen shows these two before anyone trains (`python -m engine demo
+# scaling-sweep scaling-overfit`): the page's defaults (the quick demo), seed 0; both are bounded by
+# their steps (the ladder's only time limit is the job's).
+demos.register("scaling-sweep", sweep_demo, SweepConfig(), keep=("plan", "models", "uniform_loss", "arch",
+                                                                  "vocab_size"))
+demos.register("scaling-overfit", run_overfit, OverfitConfig(), keep=("epoch_tokens", "plan", "models",
+                                                                              "uniform_loss"))

@@ -1,0 +1,71 @@
+"""The lesson a visitor follows, in the sidebar: its steps, each with its link into a page, ticked
+as the visitor's own runs pass their checks (engine/lessons.py). Opened by a link, `?lesson=name`;
+the lesson stays with the visitor from page to page."""
+from __future__ import annotations
+
+import urllib.parse
+
+import streamlit as st
+
+from app_pages import ui
+from engine.core.config import UserError
+from engine import lessons
+
+# The kinds of job each page runs (Job.stage): a step checks the jobs of its page, or of its `stage`.
+PAGE_STAGES = {"pretraining": ("pretrain",), "data": ("data",), "sft": ("sft",), "rlhf": ("rlhf", "reward"),
+               "cai": ("cai",), "attention": ("attention",), "scaling": ("scaling",), "carbon": ("carbon",)}
+
+
+def current() -> str:
+    """The lesson this visitor follows ("" for none): from the link, kept for the session and in the URL."""
+    if "lesson" in st.query_params:
+        st.session_state["_lesson"] = st.query_params["lesson"]
+    name = st.session_state.get("_lesson", "")
+    if name and st.query_params.get("lesson") != name:
+        st.query_params["lesson"] = name
+    return name
+
+
+def my_finished_jobs() -> list[dict]:
+    """Snapshots of this visitor's finished jobs on every page (a replay counts: it is their run too)."""
+    jobs = (ui.runner().get(i) for i in ui.visitors().all_jobs(ui.visitor_id()))
+    return [j.snapshot() | {"stage": j.stage} for j in jobs if j is not None and not j.active]
+
+
+def step_state(step: lessons.Step, runs: list[dict]) -> tuple[bool, bool]:
+    """(passed by any of the visitor's runs, the newest such run failed its check)."""
+    stages = (step.stage,) if step.stage else PAGE_STAGES.get(step.page, ())
+    mine = [r for r in runs if r["stage"] in stages]
+    passed = any(lessons.passes(step.check, r) for r in mine)
+    return passed, bool(mine) and not passed
+
+
+def step_link(step: lessons.Step) -> str:
+    """The step's link, with the visitor's token and the lesson kept, so the page knows them."""
+    params = {**step.params, "v": ui.visitor_id(), "lesson": st.session_state.get("_lesson", "")}
+    return f"{step.page}?{urllib.parse.urlencode(params, safe=',')}"
+
+
+def sidebar() -> None:
+    name = current()
+    if not name:
+        return
+    try:
+        lesson = lessons.load(name)
+    except UserError as e:
+        st.sidebar.error(str(e), icon=":material/error:")
+        return
+    runs = my_finished_jobs()
+    with st.sidebar.container(border=True):
+        st.markdown(f"**Lesson: {ui.plain(lesson.title)}**")
+        if lesson.about:
+            st.caption(lesson.about)
+        done = 0
+        for i, step in enumerate(lesson.steps, 1):
+            passed, failed = step_state(step, runs)
+            done += passed
+            mark = ":material/check_circle:" if passed else ":material/radio_button_unchecked:"
+            st.markdown(f"{mark} **{i}.** {ui.plain(step.say)} [Open]({step_link(step)})")
+            if failed and step.hint:
+                st.caption(f":material/tips_and_updates: {step.hint}")
+        st.progress(done / len(lesson.steps), text=f"{done} of {len(lesson.steps)} steps done")
