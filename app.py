@@ -1,7 +1,7 @@
 """LLM Training Explorer: each stage of how a language model is made, trained live on a CPU."""
 import streamlit as st
 
-from app_pages import ui
+from app_pages import lesson, ui
 
 st.set_page_config(page_title="LLM Training Explorer", page_icon="🧠", layout="wide")
 
@@ -88,6 +88,8 @@ def home():
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in PIPELINE]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _, _ in BESIDE]
+# For instructors, behind LLMX_ROOM_KEY: not a stage, so not in the picture.
+pages.append(st.Page("app_pages/room.py", title="The room (instructors)", icon=":material/groups:"))
 page = st.navigation(pages)
 ui.visitor_id()   # the visitor's token goes into the URL on every page: a reload keeps their runs
 st.session_state["_link_fields"] = []   # filled by the page's configs as it runs
@@ -96,6 +98,7 @@ if page.title != "Home":
 try:
     page.run()
 finally:  # also after a page's st.stop(): the tools must not vanish
+    lesson.sidebar()
     ui.workshop_tools()
     # After the first page is drawn, not before: torch, transformers and the stages load in the
     # background, then codecarbon's hardware probe, so the first Train waits for none of them.

@@ -270,6 +270,8 @@ with chart_area:
     else:
         st.info("No model ships here yet (`python -m engine bake` makes one): press Train.")
 
+ui.real_scale(cfg)
+
 # --- what the objectives are -----------------------------------------------------------------------------
 st.subheader("Next token or masked token?")
 a, b = st.columns(2)

@@ -9,6 +9,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import ui
+from engine import lessons
+from engine.core.config import UserError
 from engine.core.results import RESULTS
 
 # Per stage: the page it belongs to, and the most instructive pair to open on (setting, metric).
@@ -35,6 +37,17 @@ if not hmac.compare_digest(given.encode(), key.encode()):
         st.error("That is not this server's key.", icon=":material/error:")
     st.stop()
 st.query_params["key"] = given
+
+with st.expander("Lessons to hand out", icon=":material/school:"):
+    st.caption("Each link opens a page with the lesson in the sidebar; its steps tick as the learner's own runs "
+               "pass their checks. A lesson is a short TOML file in lessons/ (the format: engine/lessons.py).")
+    for name in lessons.available():
+        try:
+            first = lessons.load(name)
+            st.markdown(f"- [{ui.plain(first.title)}]({first.steps[0].page}?lesson={name}) "
+                        f"`/{first.steps[0].page}?lesson={name}`")
+        except UserError as e:   # a broken file: say which line, so its author can fix it
+            st.error(str(e), icon=":material/error:")
 
 counts = {s: len(RESULTS.rows(s)) for s in STAGES}
 stage = st.segmented_control("Stage", list(STAGES), default="pretrain", key="room_stage", required=True,

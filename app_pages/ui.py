@@ -457,6 +457,24 @@ def jsonl_upload(up, parse: Callable[[bytes], tuple[list, list[str]]], noun: str
     return items, ""
 
 
+# --- the same experiment at real scale ----------------------------------------------------------------
+
+def real_scale(cfg: StageConfig) -> None:
+    """The page's current settings as the command that reruns them here and as a script for the
+    standard tool at real scale (engine/realscale.py), with what has no counterpart there."""
+    from engine import realscale   # its scripts are text: cheap, but only the pages that train need it
+
+    rs = realscale.for_page(cfg)
+    with st.expander("The same experiment at real scale", icon=":material/rocket_launch:"):
+        st.markdown("**Here, from the command line** (the settings you changed, the rest default):")
+        st.code(rs.command, language="bash", wrap_lines=True)
+        if rs.script:
+            st.markdown(f"**At real scale, with {rs.tool}:** the same settings under the tool's names. Change "
+                        "`MODEL` and `DATA` at the top; everything else is this page's.")
+            st.code(rs.script, language="python")
+        st.caption("No counterpart in the tool: " + "; ".join(rs.unmapped))
+
+
 # --- runs -------------------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=6)
