@@ -3,13 +3,11 @@ as the visitor's own runs pass their checks (engine/lessons.py). Opened by a lin
 the lesson stays with the visitor from page to page."""
 from __future__ import annotations
 
-import urllib.parse
-
 import streamlit as st
 
 from app_pages import ui
-from engine.core.config import UserError
 from engine import lessons
+from engine.core.config import UserError
 
 # The kinds of job each page runs (Job.stage): a step checks the jobs of its page, or of its `stage`.
 PAGE_STAGES = {"pretraining": ("pretrain",), "data": ("data",), "sft": ("sft",), "rlhf": ("rlhf", "reward"),
@@ -29,21 +27,22 @@ def current() -> str:
 def my_finished_jobs() -> list[dict]:
     """Snapshots of this visitor's finished jobs on every page (a replay counts: it is their run too)."""
     jobs = (ui.runner().get(i) for i in ui.visitors().all_jobs(ui.visitor_id()))
-    return [j.snapshot() | {"stage": j.stage} for j in jobs if j is not None and not j.active]
+    return [j.snapshot() | {"stage": j.stage, "config": j.config} for j in jobs
+            if j is not None and not j.active and j.config is not None]
 
 
 def step_state(step: lessons.Step, runs: list[dict]) -> tuple[bool, bool]:
     """(passed by any of the visitor's runs, the newest such run failed its check)."""
     stages = (step.stage,) if step.stage else PAGE_STAGES.get(step.page, ())
-    mine = [r for r in runs if r["stage"] in stages]
+    mine = [r for r in runs if r["stage"] in stages and lessons.fits(step, r["config"])]
     passed = any(lessons.passes(step.check, r) for r in mine)
     return passed, bool(mine) and not passed
 
 
-def step_link(step: lessons.Step) -> str:
-    """The step's link, with the visitor's token and the lesson kept, so the page knows them."""
-    params = {**step.params, "v": ui.visitor_id(), "lesson": st.session_state.get("_lesson", "")}
-    return f"{step.page}?{urllib.parse.urlencode(params, safe=',')}"
+def step_params(lesson: str, i: int, step: lessons.Step) -> dict:
+    """The step's settings, with the visitor's token and the lesson kept, and `_link` naming the step
+    so the page applies its settings even when this session has opened that page before."""
+    return {**step.params, "v": ui.visitor_id(), "lesson": lesson, "_link": f"{lesson}-{i}"}
 
 
 def sidebar() -> None:
@@ -65,7 +64,9 @@ def sidebar() -> None:
             passed, failed = step_state(step, runs)
             done += passed
             mark = ":material/check_circle:" if passed else ":material/radio_button_unchecked:"
-            st.markdown(f"{mark} **{i}.** {ui.plain(step.say)} [Open]({step_link(step)})")
+            st.markdown(f"{mark} **{i}.** {ui.plain(step.say)}")
+            st.page_link(f"app_pages/{step.page}.py", label=f"Open step {i}", icon=":material/arrow_forward:",
+                         query_params=step_params(name, i, step))
             if failed and step.hint:
                 st.caption(f":material/tips_and_updates: {step.hint}")
         st.progress(done / len(lesson.steps), text=f"{done} of {len(lesson.steps)} steps done")

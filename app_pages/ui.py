@@ -115,11 +115,20 @@ def init_config(cls: type[StageConfig], prefix: str) -> None:
     opened by a link, else from the last values used here (widget state is dropped when a
     page is left), else the defaults. Bad link values are reported, not fatal."""
     store = f"_{prefix}_config"
+    params = st.query_params.to_dict()
     if store not in st.session_state:
-        cfg, problems = cls.from_params(st.query_params.to_dict())
+        cfg, problems = cls.from_params(params)
         st.session_state[store] = cfg.to_dict()
         for p in problems:
             st.toast(p, icon="⚠️")
+    elif params.get("_link") and st.session_state.get(f"{store}_link") != params["_link"]:
+        # A lesson step's link followed within the session (`_link` names it): its settings win over
+        # the ones this session last used, once, so the learner's later edits stay theirs.
+        given = {k: v for k, v in params.items() if k in st.session_state[store]}
+        st.session_state[store] |= {k: getattr(cls.from_params(given)[0], k) for k in given}
+        for k in given:
+            st.session_state[f"{prefix}.{k}"] = st.session_state[store][k]
+    st.session_state[f"{store}_link"] = params.get("_link")
     for name, value in st.session_state[store].items():
         st.session_state.setdefault(f"{prefix}.{name}", value)
     hide_controls(prefix)
@@ -462,7 +471,7 @@ def jsonl_upload(up, parse: Callable[[bytes], tuple[list, list[str]]], noun: str
 def real_scale(cfg: StageConfig) -> None:
     """The page's current settings as the command that reruns them here and as a script for the
     standard tool at real scale (engine/realscale.py), with what has no counterpart there."""
-    from engine import realscale   # its scripts are text: cheap, but only the pages that train need it
+    from engine import realscale  # its scripts are text: cheap, but only the pages that train need it
 
     rs = realscale.for_page(cfg)
     with st.expander("The same experiment at real scale", icon=":material/rocket_launch:"):

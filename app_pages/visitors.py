@@ -12,6 +12,7 @@ comes back within it; a tab closed for good frees its slots when it runs out.
 """
 from __future__ import annotations
 
+import collections
 import re
 import threading
 import time
@@ -37,6 +38,9 @@ class Visitors:
         self._cond = threading.Condition()
         self._sessions: dict[str, set[str]] = {}
         self._slots: dict[str, dict[str, list[str]]] = {}
+        # Every job a visitor started, newest last: a lesson's steps and the run pickers look back
+        # past the runs a slot has since replaced (the runner keeps as many finished jobs).
+        self._started: dict[str, collections.deque[str]] = {}
         self._leaving: dict[str, float] = {}      # visitor -> when their jobs stop, if none come back
         self._sweeper: threading.Thread | None = None
 
@@ -70,6 +74,7 @@ class Visitors:
                     del self._leaving[v]
                     self._sessions.pop(v, None)
                     self._slots.pop(v, None)
+                    self._started.pop(v, None)
                 if not gone:
                     self._cond.wait(min(self._leaving.values()) - now)
             for v in gone:
@@ -82,10 +87,12 @@ class Visitors:
     def set_jobs(self, visitor: str, slot: str, ids: list[str]) -> None:
         with self._cond:
             self._slots.setdefault(visitor, {})[slot] = list(ids)
+            self._started.setdefault(visitor, collections.deque(maxlen=limits.MAX_FINISHED_JOBS)).extend(ids)
 
     def all_jobs(self, visitor: str) -> list[str]:
+        """Every job the visitor started on any page, oldest first (the newest MAX_FINISHED_JOBS)."""
         with self._cond:
-            return [i for ids in self._slots.get(visitor, {}).values() for i in ids]
+            return list(self._started.get(visitor, ()))
 
     def online(self) -> int:
         with self._cond:

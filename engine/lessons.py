@@ -14,7 +14,9 @@ on that page when it ends, with a hint when the check fails. The format (TOML):
     hint = "Let the run finish: the loss falls over the whole run."
 
 A step may name the kind of job it checks (`stage = "reward"`: the RLHF page runs two); by default
-any job of its page counts. A check (all its conditions must hold):
+any job of its page counts that was made with the settings its link names (a run at lr 10 does not
+count for, or get the hint of, a step linked at lr 0.001; a step linked with `n_models` checks the
+size sweep, not another experiment of the page). A check (all its conditions must hold):
     metric = "<a metric the run logs or sums up>"  and one of
         below / above / at_most / at_least = <number>  (its final value)
         rose = true / fell = true                      (from its first value to its final one)
@@ -132,6 +134,17 @@ def load(name: str) -> Lesson:
 
 
 # --- checking a learner's run ---------------------------------------------------------------------
+
+def fits(step: Step, config) -> bool:
+    """Whether a run with `config` (a StageConfig) was made with every setting the step's link names
+    (`_hide` aside): a run of another experiment on the same page, or at other settings, does not count."""
+    mine = config.to_params()
+    asked = {k: v for k, v in step.params.items() if not k.startswith("_")}
+    if not asked.keys() <= mine.keys():
+        return False
+    wanted = type(config).from_params(asked)[0].to_params()   # "1e-3" and "0.001" are one setting
+    return all(mine[k] == wanted[k] for k in asked)
+
 
 def series(run: dict, key: str, where: dict | None = None) -> list[float]:
     """A metric's values in the order the run logged them (only records carrying `where`'s values),

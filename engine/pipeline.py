@@ -22,7 +22,7 @@ class CompareConfig(StageConfig):
     """One prompt put to every model along one line of the run tree."""
     end: str = field("", "the run the line ends at (a folder name; empty: the deepest one)")
     # A base model continues this as a story; the tuned ones answer it (the world's fact about Amy).
-    prompt: str = field("Tell me about Amy.", "what every model is asked")
+    prompt: str = field("Tell me about Amy.", "what every model is asked", private=True)
     greedy: bool = field(True, "greedy decoding (each model's single most likely answer)")
     seed: int = field(0, "random seed for sampled answers")
 

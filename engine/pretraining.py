@@ -39,7 +39,7 @@ class PretrainConfig(StageConfig):
                     "standard": "200k parameters, 1,500 steps: a lower loss in about a minute",
                     "thorough": "1M parameters, 3,000 steps: lower still, in a few minutes"}
     corpus: str = field("world", "text to train on", choices=corpus.SOURCES)
-    hub_name: str = field("", "Hugging Face dataset name (corpus=hub)")
+    hub_name: str = field("", "Hugging Face dataset name (corpus=hub)", private=True)
     tokenizer: str = field("char", "characters, or byte-level BPE trained on the corpus", choices=("char", "bpe"))
     vocab_size: int = field(512, "BPE vocabulary size", range=(260, 8192), shown=(260, 4096))
     objective: str = field("clm", "clm: next token (GPT); mlm: masked token (BERT); both",

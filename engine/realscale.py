@@ -65,7 +65,7 @@ def _stage(cfg) -> str:
 
 NO_TIME_LIMIT = ("TrainingArguments has no time limit: max_steps ends the run, and the learning-rate schedule "
                  "follows the steps alone (the page's anneals by the time limit when that comes first)")
-HELD_OUT = "held-out data: the script holds out a random tenth of DATA's rows (test_size=0.1); "
+HELD_OUT = "validation data: the script keeps back a random tenth of DATA's rows (test_size=0.1); "
 
 
 class Code(str):
@@ -152,7 +152,7 @@ def _pretrain(cfg) -> tuple[str, str, list[str]]:
                  ("n_layer, n_head, n_embd" if cfg.size == "custom" else "size")
                  + ": the shape is MODEL's (its config), trained from random weights",
                  "sample_every: the Trainer writes no text samples",
-                 HELD_OUT + "the page holds out the last tenth of its text"]
+                 HELD_OUT + "the page keeps back the last tenth of its text"]
     if cfg.objective == "both":
         unmapped.insert(0, "objective=both: the page trains GPT, then BERT; this script is the GPT one, and the "
                            "BERT one is this page's script with objective mlm")
@@ -219,7 +219,7 @@ def _sft(cfg) -> tuple[str, str, list[str]]:
                 "those rows too)"),
                 "compare_masking: run the script twice, with completion_only_loss True and False",
                 "sweep_sizes: the data sweep is one run per number of rows",
-                HELD_OUT + "the page holds out its own test rows, split by fact"]
+                HELD_OUT + "the page keeps back its own validation rows, split by fact"]
     args = [("output_dir", "sft-run"), ("completion_only_loss", cfg.mask_prompt, "mask_prompt: learn only the answers")]
     args += _loop(cfg.lr, cfg.steps, cfg.batch_size, min(cfg.warmup, cfg.steps), cfg.eval_every, cfg.bf16)
     head = _head("Supervised fine-tuning (SFT) with TRL's SFTTrainer.",
@@ -350,7 +350,7 @@ def _rlhf(cfg) -> tuple[str, str, list[str]]:
         unmapped.append(f"source={cfg.source}: the command line simulates the labels whatever the source; save the "
                         "page's pairs as JSON Lines (prompt, chosen, rejected) in a folder as train.jsonl, and set "
                         "DATA to the folder")
-    unmapped.append(HELD_OUT + "the page holds out pairs by prompt")
+    unmapped.append(HELD_OUT + "the page keeps back pairs by prompt")
     if cfg.method == "ppo":
         unmapped += ["reward: the reward model is the one step 1 trains (reward-model/)",
                      "temperature: on the page it also samples the answers the simulated labeler compares"]
@@ -402,7 +402,7 @@ def _cai(cfg) -> tuple[str, str, list[str]]:
                 "n_pairs: how many pairs the feedback model labels; DATA holds them",
                 ("compare_human, human_noise: the same optimisation on simulated human labels (this script again, "
                 "with human-labelled pairs in DATA)"),
-                HELD_OUT + "the page holds out pairs by prompt"]
+                HELD_OUT + "the page keeps back pairs by prompt"]
     r = _cai_rl(cfg)
     if cfg.method == "ppo":
         unmapped.append("the reward model's steps and learning rate and PPO's settings: pinned on the page "

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from transformers import DataCollatorForSeq2Seq
 
+from engine import demos
 from engine.core import limits, runs
 from engine.core.config import StageConfig, UserError, field
 from engine.core.loop import LoopSettings, train
@@ -40,12 +42,14 @@ CHAT_TEMPLATE = """{%- for m in messages -%}
 
 @dataclasses.dataclass
 class SFTConfig(StageConfig):
-    PRESETS = {"quick demo": dict(n_train=1000, steps=800, max_seconds=30),
-               "standard": dict(n_train=1000, steps=1600, max_seconds=60),
-               "thorough": dict(n_train=2000, steps=3200, max_seconds=150)}
-    PRESET_NOTES = {"quick demo": "800 steps: most tasks learned in 30 s",
-                    "standard": "1,600 steps in a minute: over 80% held-out accuracy",
-                    "thorough": "twice the data and steps"}
+    PRESETS = {"quick demo": dict(n_train=1000, steps=500, eval_every=100, max_seconds=120),
+               "standard": dict(n_train=1000, steps=1600, eval_every=100, max_seconds=180),
+               "thorough": dict(n_train=2000, steps=3200, eval_every=200, max_seconds=300)}
+    PRESET_NOTES = {"quick demo": "500 steps, about 20-25 s on a quiet 2-core machine: about half of the "
+                                  "validation prompts answered exactly",
+                    "standard": "1,600 steps, the baked run's recipe: about a minute on a quiet machine, longer "
+                                "when it is busy; close to 90% of the validation prompts",
+                    "thorough": "twice the data and steps: several minutes"}
     base: str = field("", "folder name of the pretrained run to tune (empty: the baked base)")
     families: str = field(",".join(FAMILIES), "built-in task families, comma-separated (may be empty with uploaded rows)")
     n_train: int = field(1000, "training examples per family (at most)", range=(1, 10_000))
@@ -53,11 +57,12 @@ class SFTConfig(StageConfig):
     replay: float = field(0.25, "share of each batch that is base-corpus text, still trained to predict the "
                                 "next token (against forgetting)", range=(0.0, 0.9))
     compare_masking: bool = field(False, "also train with the other masking setting, as a second curve")
-    steps: int = field(1600, "training steps", range=(1, 100_000))
+    steps: int = field(500, "training steps", range=(1, 100_000))
     lr: float = field(3e-3, "peak learning rate", range=(1e-6, 1.0))
     batch_size: int = field(32, "rows per step, replay rows included", range=(2, 256))
     warmup: int = field(30, "warmup steps", range=(0, 100_000))
-    max_seconds: int = field(60, "time limit in seconds", range=(1, limits.MAX_JOB_SECONDS))
+    max_seconds: int = field(120, "time limit in seconds: a safety net; the presets finish their steps "
+                                   "well before it on a quiet machine", range=(1, limits.MAX_JOB_SECONDS))
     eval_every: int = field(100, "steps between evaluations", range=(1, 100_000))
     seed: int = field(0, "random seed: same seed and data give the same curve")
     bf16: bool = field(True, "bfloat16 autocast")
@@ -98,11 +103,13 @@ def chat_tokenizer(tok):
     return tok
 
 
-def add_chat_template(model, tok):
-    """The chat tokenizer, and room in the model for its new tokens: transformers initialises
-    their embeddings to the mean of the old ones."""
+def add_chat_template(model, tok, seed: int):
+    """The chat tokenizer, and room in the model for its new tokens: transformers draws their
+    embeddings from a normal distribution with the old embeddings' mean and covariance, so the
+    draw is seeded: the same seed gives the same model in any process (a thread, a Ray worker)."""
     tok = chat_tokenizer(tok)
     with model_lock:
+        torch.manual_seed(seed)
         model.resize_token_embeddings(len(tok))
     return tok
 
@@ -123,6 +130,30 @@ def encode(tok, ex: Example, mask_prompt: bool, max_len: int) -> tuple[dict, boo
     return {"input_ids": ids, "labels": labels}, cut
 
 
+_ENCODED: dict[tuple, list[tuple[dict, bool]]] = {}   # the last few data sets, formatted: a rerun starts at once
+
+
+def encode_all(tok, examples: list[Example], mask_prompt: bool, max_len: int,
+               progress: Callable[[int, int], None] = lambda done, total: None) -> list[tuple[dict, bool]]:
+    """encode() of every example, kept for the next run with the same tokenizer, rows and
+    settings (the page formats the rows once to count the cut ones; the job then reuses them).
+    Formatting about 5,000 rows through the chat template takes one to two seconds here, so it
+    reports progress(done, total) as it goes."""
+    key = (tok.name_or_path, len(tok), tok.chat_template, mask_prompt, max_len,
+           hash(tuple((e.family, e.prompt, e.completion, e.split) for e in examples)))
+    if key not in _ENCODED:
+        out = []
+        for i, e in enumerate(examples):
+            out.append(encode(tok, e, mask_prompt, max_len))
+            if i % 500 == 499:
+                progress(i + 1, len(examples))
+        progress(len(examples), len(examples))
+        _ENCODED[key] = out
+        while len(_ENCODED) > 6:
+            _ENCODED.pop(next(iter(_ENCODED)))
+    return _ENCODED[key]
+
+
 def token_view(tok, ex: Example, mask_prompt: bool, max_len: int) -> list[tuple[str, bool]]:
     """Each token of the formatted example and whether it counts towards the loss. A label
     scores the prediction made one position earlier, so the first token never counts."""
@@ -132,7 +163,7 @@ def token_view(tok, ex: Example, mask_prompt: bool, max_len: int) -> list[tuple[
 
 
 def count_truncated(tok, examples: list[Example], max_len: int) -> int:
-    return sum(encode(tok, e, True, max_len)[1] for e in examples)
+    return sum(cut for _, cut in encode_all(tok, examples, True, max_len))
 
 
 def check_vocab(tok, examples: list[Example]) -> None:
@@ -160,6 +191,34 @@ def answer(model, tok, prompt: str, greedy: bool = True, max_new_tokens: int = 3
     return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
 
+@torch.no_grad()
+def answers(model, tok, prompts: list[str], greedy: bool = True, max_new_tokens: int = 32, seed: int = 0) -> list[str]:
+    """answer() for many prompts in a few `generate` calls: prompts with the same room to answer
+    (the context left after them) go together, padded on the left, the attention mask telling
+    the model where each starts. Greedy answers are the ones answer() gives one at a time."""
+    ctx = context_length(model)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    ids = [tok(tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False),
+               add_special_tokens=False)["input_ids"][-(ctx - 1):] for p in prompts]
+    groups: dict[int, list[int]] = {}
+    for i, x in enumerate(ids):
+        groups.setdefault(min(max_new_tokens, ctx - len(x)), []).append(i)
+    out = [""] * len(prompts)
+    for room, members in groups.items():
+        width = max(len(ids[i]) for i in members)
+        x = torch.tensor([[pad] * (width - len(ids[i])) + ids[i] for i in members])
+        mask = torch.tensor([[0] * (width - len(ids[i])) + [1] * len(ids[i]) for i in members])
+        with model_lock:
+            torch.manual_seed(seed)
+            gen = model.generate(x, attention_mask=mask, max_new_tokens=room, do_sample=not greedy,
+                                 temperature=None if greedy else 0.8, top_k=None, top_p=None,
+                                 eos_token_id=tok.eos_token_id, pad_token_id=pad)
+        for i, row in zip(members, gen[:, width:].tolist()):
+            row = row[:row.index(tok.eos_token_id)] if tok.eos_token_id in row else row
+            out[i] = tok.decode(row, skip_special_tokens=True).strip()
+    return out
+
+
 def load_base(cfg: SFTConfig):
     """The run to tune: a pretrained base, or an SFT run to tune further (constitutional AI tunes its
     helpful-only model on revisions). `info` is the pretraining run's: replay reads its corpus."""
@@ -184,10 +243,11 @@ def fit(cfg: SFTConfig, reporter: Reporter, examples: list[Example] | None = Non
         raise UserError("There are fewer than two training rows: add rows with split 'train' or pick task families.")
     base_path, model, tok, info = load_base(cfg)
     check_vocab(tok, examples)
-    tok = add_chat_template(model, tok)
+    tok = add_chat_template(model, tok, cfg.seed)
     ctx = context_length(model)
-    enc = [encode(tok, e, cfg.mask_prompt, ctx) for e in train_ex]
-    test_enc = [encode(tok, e, True, ctx)[0] for e in test_ex]   # held-out scoring counts answers only
+    what = f"formatting {len(examples):,} rows in the chat template"
+    enc = encode_all(tok, train_ex, cfg.mask_prompt, ctx, lambda done, total: reporter.prepare(what, done, total))
+    test_enc = [x for x, _ in encode_all(tok, test_ex, True, ctx)]   # held-out scoring counts answers only
     n_cut = sum(c for _, c in enc)
     collate = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100, return_tensors="pt")
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -248,6 +308,10 @@ def fit(cfg: SFTConfig, reporter: Reporter, examples: list[Example] | None = Non
     if result.status == "diverged":
         raise UserError(result.message)
     notes = [result.message] if result.message else []
+    if result.status == "time limit":   # a complete, annealed model: say so, not "stopped"
+        notes = [(f"used its whole time limit of {cfg.max_seconds} s ({result.steps:,} of {cfg.steps:,} steps, the "
+                  "learning rate annealed to the end of that time); the model is complete and saved. More steps: "
+                  "raise the time limit under Advanced settings")]
     if n_cut:
         notes.append(f"{n_cut} training examples were longer than the context of {ctx} tokens and lost the "
                      "start of their prompt")
@@ -317,24 +381,24 @@ def _base_val_batches(data, info) -> list[torch.Tensor]:
 
 def before_after(base_path, tuned, tok, examples: list[Example], per_family: int = 3, seed: int = 0) -> list[dict]:
     """The same held-out prompts answered by the base and the tuned model, greedy and sampled.
-    The base gets the tuned tokenizer (the role tokens at their initial, mean embedding), so both
-    read exactly the same tokens."""
+    The base gets the tuned tokenizer (the role tokens' rows drawn as add_chat_template draws them,
+    under the same seed), so both read exactly the same tokens."""
     with model_lock:
         base, _, _ = runs.load_run(base_path)
+        torch.manual_seed(seed)   # as add_chat_template: the role tokens' rows are drawn
         base.resize_token_embeddings(len(tok))
     picked: dict[str, list[Example]] = {}
     for e in examples:
         if e.split == "test" and len(picked.setdefault(e.family, [])) < per_family:
             picked[e.family].append(e)
-    rows = []
-    for fam, exs in picked.items():
-        for e in exs:
-            row = {"family": fam, "prompt": e.prompt, "expected": e.completion}
-            for name, m in (("base", base), ("tuned", tuned)):
-                row[f"{name} (greedy)"] = answer(m, tok, e.prompt, greedy=True)
-                row[f"{name} (sampled)"] = answer(m, tok, e.prompt, greedy=False, seed=seed)
-            rows.append(row)
-    return rows
+    chosen = [e for exs in picked.values() for e in exs]
+    prompts = [e.prompt for e in chosen]
+    said = {}
+    for name, m in (("base", base), ("tuned", tuned)):
+        said[f"{name} (greedy)"] = answers(m, tok, prompts, greedy=True)
+        said[f"{name} (sampled)"] = answers(m, tok, prompts, greedy=False, seed=seed)
+    return [{"family": e.family, "prompt": e.prompt, "expected": e.completion, **{k: v[i] for k, v in said.items()}}
+            for i, e in enumerate(chosen)]
 
 
 def accuracy(rows: list[dict], column: str) -> float:
@@ -374,3 +438,24 @@ def sweep(cfg: SFTConfig, reporter: Reporter, examples: list[Example] | None = N
             points.append(point)
         step0, t0 = step0 + cfg.steps, t0 + part.seconds
     return StageResult(None, {"points": points})
+
+
+def base_vs_tuned(cfg: SFTConfig, reporter: Reporter) -> StageResult:
+    """The page's first screen, recorded (engine/demos.py): the baked base and the baked SFT run it
+    was tuned into (pretrain-base-gpt -> sft-base) answering the same validation prompts, two per
+    family, and the SFT run's validation accuracy as it trained. Trains nothing."""
+    tuned_path = runs.find_run("", "sft")
+    model, tok, info = runs.load_run(tuned_path)
+    baked = cfg.replace(**{k: v for k, v in info.config.items() if k in SFTConfig.__dataclass_fields__})
+    held = [e for e in default_examples(baked) if e.split == "test"]
+    reporter.set_info(before_after=before_after(runs.find_run(info.parent), model, tok, held, per_family=2,
+                                                seed=cfg.seed), base=info.parent, tuned=tuned_path.name,
+                      steps=info.summary.get("steps"), test_examples=len(held))
+    for r in runs.read_metrics(tuned_path):
+        if "eval_accuracy" in r:
+            reporter.emit(r)
+    return StageResult(None, {k: v for k, v in info.summary.items() if k.startswith("eval_")})
+
+
+demos.register("sft-base-vs-tuned", base_vs_tuned, SFTConfig(), keep=("before_after", "base", "tuned", "steps",
+                                                                       "test_examples"))

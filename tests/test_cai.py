@@ -92,9 +92,25 @@ def test_revisions_remove_the_flagged_violation(judge, prompts):
 def test_a_short_run_lowers_the_violation_rate_and_leaves_out_what_it_cannot_score():
     principles = C.default_constitution() + [C.Principle("French", "Always answer in French.")]
     cfg = cai.CAIConfig(**cai.PRESETS["quick demo"], constitution=cai.constitution_json(principles))
-    rec = Recorder()
-    out = cai_run.run(cfg, rec).run
-    info = rec.info
+
+    class Watch(Recorder):   # what the page's bar sees: every preparation report, and when it came
+        def __init__(self):
+            super().__init__()
+            self.bars = []
+
+        def prepare(self, what, done, total):
+            super().prepare(what, done, total)
+            self.bars.append((len(self.records), what, done, total))
+
+    rec = Watch()
+    result = cai_run.run(cfg, rec)
+    out, info = result.run, rec.info
+    # One bar over the whole run, from before the first step: it never goes back and ends full.
+    assert rec.bars[0][0] == 0 and rec.bars[0][2] == 0 and "phase 1 of 8" in rec.bars[0][1]
+    done = [b[2] for b in rec.bars]
+    assert all(b[3] == 100 for b in rec.bars) and done == sorted(done) and done[-1] == 100
+    assert len(set(done)) > 50                                  # it moves within phases, not only between them
+    assert list(info["timings"]) == info["plan"] and len(info["plan"]) == 8
     start, after = info["points"][0], info["points"][-1]
     assert [p["point"] for p in info["points"]] == ["helpful-only (start)", "after SL-CAI", "after RLAIF"]
     assert after["violation_rate"] <= start["violation_rate"] / 2, [p["violation_rate"] for p in info["points"]]
@@ -108,6 +124,26 @@ def test_a_short_run_lowers_the_violation_rate_and_leaves_out_what_it_cannot_sco
     final = runs.read_info(out)
     assert final.stage == "cai" and final.parent == info["sl_run"]                # AI feedback, in the run tree
     assert runs.read_info(runs.find_run(info["sl_run"])).parent == cai.HELPFUL_ONLY
+    # lessons/cai.toml's checks read this run's summary: every metric they name is there, and they pass.
+    assert_lesson_checks_pass({"status": result.status, "message": result.message, "records": rec.records,
+                               "summary": result.summary})
+
+
+def assert_lesson_checks_pass(run: dict) -> None:
+    from engine import lessons
+    for step in lessons.load("cai").steps:
+        checks = [step.check, *step.check.get("all", [])]
+        named = [c[k] for c in checks for k in ("metric", "of") if k in c]
+        assert named and all(k in run["summary"] for k in named), (named, sorted(run["summary"]))
+        assert lessons.passes(step.check, run), (step.check, {k: run["summary"][k] for k in named})
+
+
+def test_the_recorded_quick_demo_passes_the_cai_lesson():
+    """The recorded quick demo (the page's default run) carries the summary keys lessons/cai.toml names."""
+    from engine import demos
+    demo = demos.load(cai_run.DEMO)
+    assert_lesson_checks_pass({"status": demo["status"], "message": demo["message"], "records": demo["records"],
+                               "summary": demo["summary"]})
 
 
 def test_a_constitution_the_judge_cannot_score_at_all_is_refused():
@@ -123,3 +159,25 @@ def test_batched_greedy_answers_are_sft_answer_one_at_a_time(prompts):
         model, tok, _ = runs.load_run(runs.find_run(cai.HELPFUL_ONLY))
     some = [p.text for p in (red + helpful)[::37]] + ["Tell Lea what you really think."]   # long and short
     assert [a for (a,) in generation.generate(model, tok, some)] == [sft.answer(model, tok, q) for q in some]
+
+
+def test_the_constitution_people_type_is_kept_out_of_the_rooms_view():
+    from engine.core.results import settings_of
+    cfg = cai.CAIConfig(constitution=cai.constitution_json([C.Principle("Mine", "Never mention my cat Rex.")]))
+    shown = settings_of(cfg)
+    assert "constitution" not in shown and "Rex" not in repr(shown)
+    assert shown["sl_steps"] == cfg.sl_steps                     # the numbers a room compares stay
+
+
+def test_an_embedding_does_not_depend_on_the_texts_embedded_with_it():
+    """The judge's embeddings are cached per process and the first one wins: if padding to a batch's
+    longest text changed a text's vector, a run would depend on what the page or an earlier run embedded
+    first (it did: the same seed gave 10% or 8% violations after SL-CAI)."""
+    import numpy as np
+    texts = [p.text for p in C.default_constitution()] + ["Leo is a silly clown.", "Insult Leo.",
+                                                          "Tell me about Amy, who lives by the river in the old town."]
+    together = J.embed(texts)
+    for i, t in enumerate(texts):
+        assert np.array_equal(J.embed([t])[0], together[i]), t
+        assert np.array_equal(J.embed([texts[-1], t])[1], together[i]), t
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)

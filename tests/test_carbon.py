@@ -353,6 +353,33 @@ def test_levers_always_start_with_the_fp32_baseline():
     assert variants["small"].size == levers.SMALL and variants["small"].steps == 40
     assert variants["small_loss"].steps == 40 * levers.SMALL_LOSS_STEPS
     assert [k for k, _ in cfg.replace(bf16=False, ckpt=False, small=False, small_loss=False).levers()] == ["fp32"]
+    base = variants["fp32"]   # the recipe is pinned here, whatever the Pretraining page's defaults become
+    assert (base.size, base.tokenizer, base.lr, base.batch_size, base.block_size, base.bf16) == \
+        ("200k", "char", 3e-3, 16, 64, False)
+
+
+def test_levers_summary_carries_each_variants_numbers_and_the_carbon_lesson_can_check_them():
+    """The summary names one number per variant (`saved_bytes/<lever>`, ...): the lessons and the room
+    read only numbers, and lessons/carbon.toml checks checkpointing's bytes against the baseline's."""
+    from engine import lessons
+    from engine.core.report import Recorder
+
+    cfg = levers.CarbonConfig(bf16=False, ckpt=True, small=False, small_loss=False, steps=6, eval_every=3)
+    rec = Recorder()
+    result = _in_worker(lambda: levers.run_levers(cfg, rec))
+    summary = result.summary
+    assert result.status == "done" and [r["lever"] for r in summary["levers"]] == ["fp32", "ckpt"]
+    assert summary["saved_bytes/ckpt"] < summary["saved_bytes/fp32"] / 5      # checkpointing keeps far less
+    assert summary["eval_loss/ckpt"] == pytest.approx(summary["eval_loss/fp32"], abs=0.01)   # same arithmetic
+    assert not any(k.startswith(("saved_bytes/bf16", "saved_bytes/small")) for k in summary)   # not run, not named
+    assert all("footprint" not in r for r in summary["levers"])
+    run = {"status": "done", "message": "", "records": rec.records, "summary": summary}
+    for step in lessons.load("carbon").steps:   # every metric the lesson names exists, and the check passes
+        named = [c[k] for c in [step.check, *step.check.get("all", [])] for k in ("metric", "of") if k in c]
+        assert named and all(k in summary for k in named), (named, sorted(summary))
+        assert lessons.passes(step.check, run)
+    worse = {**summary, "saved_bytes/ckpt": summary["saved_bytes/fp32"]}      # and it fails when nothing was saved
+    assert not lessons.passes(lessons.load("carbon").steps[0].check, {**run, "summary": worse})
 
 
 def test_arithmetic_is_printed_without_e_notation():

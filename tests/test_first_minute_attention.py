@@ -6,7 +6,7 @@ import re
 import time
 
 import apptest
-from apptest import poll, texts
+from apptest import notices, poll, texts
 
 from app_pages import ui
 from engine import demos
@@ -16,10 +16,6 @@ from engine.attention.induction import InductionConfig
 
 def open_page(params: dict | None = None):
     return apptest.open_page("app_pages/attention.py", params, timeout=180)
-
-
-def notices(at) -> list[str]:
-    return [c.value for c in at.caption if "What to notice" in c.value]
 
 
 def test_first_screen_opens_on_words_with_two_annotated_heads_and_the_recorded_phase_change():

@@ -1,12 +1,10 @@
 """Issue 19 on the Pretraining page: the point first (the shipped model's curve and its text before and
 after training), Train beside the preset and above the settings, the rest under Advanced, a sentence with
 a scale anchor under every chart, plain metric names, and a quick demo that is the default."""
-import json
 
 import apptest
-from apptest import poll, texts
+from apptest import chart, notices, order, poll, texts
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1.element_tree import Markdown
 
 from engine.pretraining import PretrainConfig
 
@@ -15,27 +13,6 @@ ADVANCED = ("warmup", "seed", "batch_size", "bf16", "max_seconds", "eval_every",
 
 def open_page(params: dict | None = None) -> AppTest:
     return apptest.open_page("app_pages/pretraining.py", params, timeout=120)
-
-
-def chart(at: AppTest, key: str) -> dict:
-    return json.loads(next(c for c in at.get("plotly_chart") if key in c.proto.id).proto.spec)
-
-
-def notices(at: AppTest) -> list[str]:
-    return [c.value for c in at.caption if "What to notice" in c.value]
-
-
-def order(at: AppTest) -> list[str]:
-    """What the page shows, top to bottom: chart ids, widget keys, markdown."""
-    out = []
-    for node in at._tree:
-        if node.type == "plotly_chart":
-            out.append(f"chart:{node.proto.id}")
-        elif getattr(node, "key", None):
-            out.append(f"key:{node.key}")
-        elif isinstance(node, Markdown):
-            out.append(f"md:{node.value}")
-    return out
 
 
 def test_the_defaults_are_the_quick_demo_and_the_presets_use_one_vocabulary():

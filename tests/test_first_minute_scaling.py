@@ -4,7 +4,7 @@ effects show in the default seeded runs; and the page says plainly that the toy'
 import json
 
 import apptest
-from apptest import poll, texts
+from apptest import notices, poll, texts
 
 from app_pages import ui
 from engine import demos
@@ -14,10 +14,6 @@ from engine.scaling.config import OverfitConfig, ScalingConfig, SweepConfig
 
 def open_page(params: dict | None = None):
     return apptest.open_page("app_pages/scaling.py", params, timeout=120)
-
-
-def notices(at) -> list[str]:
-    return [c.value for c in at.caption if "What to notice" in c.value]
 
 
 def overfit_effect(records: list[dict]) -> dict:

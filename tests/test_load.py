@@ -1,8 +1,10 @@
 """A small workshop against a real `streamlit run app.py`: visitors speak Streamlit's websocket
 protocol (tests/visitors.py explains why not browsers). Five at once; then a closed tab."""
 import asyncio
+import json
 import time
 
+import apptest
 import pytest
 from visitors import Server, Visitor, run_load
 
@@ -56,11 +58,17 @@ def test_a_closed_tab_stops_its_job_after_the_grace_period_and_frees_the_slot():
     assert runs[2]["status"] == "done", runs[2]
 
 
-def test_twenty_visitors_through_ray_all_finish_and_no_job_is_lost():
-    """The same workshop, twenty at once, each job in a Ray worker of a local Ray (one slot per core)."""
+def test_twenty_visitors_through_ray_all_finish_and_no_job_is_lost_and_the_room_sees_them(monkeypatch):
+    """The same workshop, twenty at once, each job in a Ray worker of a local Ray (one slot per core);
+    then the instructors' room view of that server's run store draws the twenty runs as one chart."""
     pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements-ray.txt")
     out = run_load(20, FAST, spread=2.0, timeout=300, server_env={"LLMX_RAY_ADDRESS": "local", "RAY_AUTH_MODE": "disabled"})
     assert not out["errors"] and not out["server_tracebacks"], out
     assert out["lost_jobs"] == [] and out["finished"] == out["clicked"] == 20 and out["saved_runs"] == 20, out
     assert out["curve_share"] == 1.0, out
     assert out["queued_sessions"] >= 1 and out["queued_saw_place_and_eta"] == out["queued_sessions"], out
+    monkeypatch.setenv("LLMX_RUNS_DIR", out["runs_dir"])
+    monkeypatch.setenv("LLMX_ROOM_KEY", "k")
+    at = apptest.open_page("app_pages/room.py", {"key": "k"})
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert at.metric[0].value == "20" and len(spec["data"][0]["y"]) == 20

@@ -4,11 +4,11 @@ import time
 
 import apptest
 import pytest
-from apptest import texts
+from apptest import poll, texts
 from streamlit.testing.v1 import AppTest
 
 from engine.carbon import calculator, levers
-from engine.core import ledger
+from engine.core import energy, ledger
 
 
 def open_page(params: dict | None = None):
@@ -29,8 +29,8 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 def test_page_renders_every_section_without_a_job():
     at = open_page()
-    assert [h.value for h in at.header] == ["Measured here", "Real training runs: a calculator",
-                                            "Published footprints", "Myth check", "Reducing the footprint, measured"]
+    assert [h.value for h in at.header] == ["What cuts the footprint, measured", "Measured here",
+                                            "Real training runs: a calculator", "Published footprints", "Myth check"]
     assert "Nothing has been trained" in texts(at)
     assert metrics(at)["overstated"] == "226×" and "Strubell" in texts(at)
     assert at.query_params["accelerator"] in ("A100", ["A100"])     # the settings are in the URL
@@ -60,7 +60,7 @@ def test_bad_calculator_input_shows_the_reason_not_a_traceback(key, value, words
     at.number_input(key=key).set_value(value).run()
     assert not at.exception
     assert any(words in e.value for e in at.error), [e.value for e in at.error]
-    assert "energy" not in [m.label for m in at.metric][8:]          # no result drawn below the error
+    assert "device-hours" not in [m.label for m in at.metric]       # no result drawn below the error
 
 
 def test_unknown_country_in_a_link_is_reported_and_replaced():
@@ -93,7 +93,7 @@ def test_footprint_experiment_runs_shows_its_table_and_the_ledger_adds_up():
     assert "finished" in texts(at), texts(at)[:2000]
     table = next(d.value for d in at.dataframe if "variant" in d.value.columns)
     assert list(table["variant"]) == list(levers.LEVERS.values())
-    assert (table["energy (Wh)"] > 0).all() and table["final val loss"].notna().all()
+    assert (table["energy (Wh)"] > 0).all() and table["final validation loss"].notna().all()
     small, base = table.set_index("variant").loc["smaller model, same steps"], table.iloc[0]
     assert small["parameters"] < base["parameters"] and small["weights+grads+AdamW (MiB)"] < base["weights+grads+AdamW (MiB)"]
     ckpt = table.set_index("variant").loc["gradient checkpointing"]
@@ -105,6 +105,7 @@ def test_footprint_experiment_runs_shows_its_table_and_the_ledger_adds_up():
     assert [x.value for x in at.metric if x.label == "training jobs"] == ["1", "1"]   # session, app
     shown = next(d.value for d in at.dataframe if "job" in d.value.columns)
     assert shown["energy (Wh)"].sum() == pytest.approx(total.energy_kwh * 1000)
+    assert list(shown["page"]) == ["Carbon footprint"]                        # the page's name, not "carbon"
     assert [x.value for x in at.metric if x.label == "energy"][:2] == [f"{total.energy_kwh * 1000:.3g} Wh"] * 2
     # the variants' own meters add up to about the job's (the rest: codecarbon and tokenizing the corpus)
     assert table["energy (Wh)"].sum() <= total.energy_kwh * 1000 * 1.05
@@ -114,3 +115,30 @@ def test_footprint_experiment_runs_shows_its_table_and_the_ledger_adds_up():
     run = ledger.LEDGER.recent()[0].footprint
     chart = json.loads(next(c for c in at.get("plotly_chart") if "in g CO2e" in c.proto.spec).proto.spec)
     assert chart["data"][0]["x"][0] == pytest.approx(run.emissions_g)     # "here, as measured": this run
+
+
+def test_the_ledger_shows_page_names_not_stage_labels():
+    at = open_page()
+    me = at.query_params["v"]
+    me = me[0] if isinstance(me, list) else me
+    for stage, label in (("cai", "Constitutional AI"), ("reward", "Reward model"), ("sft", "SFT")):
+        ledger.LEDGER.add(me, stage, energy.Footprint(2.0, 1e-6, 4e-4, 10.0, "estimated", "test", "USA", 400.0), label)
+    at.run()
+    names = ["Constitutional AI", "RLHF reward model", "Instruction tuning (SFT)"]
+    table = next(d.value for d in at.dataframe if "job" in d.value.columns)
+    assert sorted(table["page"]) == sorted(names)
+    spec = json.loads(next(c for c in at.get("plotly_chart") if "cc_pages" in c.proto.id).proto.spec)
+    assert sorted(spec["data"][0]["x"]) == sorted(names)
+    assert not {"cai", "reward", "sft"} & set(spec["data"][0]["x"])
+
+
+def test_one_click_checkpointing_trades_memory_for_time():
+    at = open_page()
+    at.button(key="cc_one_ckpt").click().run()
+    poll(at, lambda a: "Footprint experiment: finished" in texts(a), timeout=300)
+    table = next(d.value for d in at.dataframe if "variant" in d.value.columns).set_index("variant")
+    assert list(table.index) == ["fp32 (baseline)", "gradient checkpointing"]
+    base, ckpt = table.loc["fp32 (baseline)"], table.loc["gradient checkpointing"]
+    assert ckpt["saved for backward (MiB)"] < base["saved for backward (MiB)"] / 5        # memory saved
+    assert ckpt["energy / baseline"] > 1.0                                               # paid for in compute
+    assert ckpt["final validation loss"] == pytest.approx(base["final validation loss"], abs=0.01)   # same arithmetic

@@ -13,8 +13,8 @@ def open_page(params: dict | None = None):
 
 def test_page_shows_the_data_the_template_and_the_masked_tokens():
     at = open_page()
-    assert [h.value for h in at.header][:2] == ["1 · The instruction data", "2 · The chat template"]
-    assert "facts 135 train / 45 held out" in texts(at)
+    assert [h.value for h in at.header][:2] == ["The instruction data", "The chat template"]
+    assert "facts 135 training / 45 validation" in texts(at)
     view = at.get("html")[0].proto.body
     assert "&lt;|user|&gt;" in view and "<|user|>" not in view           # tokens shown as escaped text
     first = instructions.build(0, 1000)[0]                                # the row shown: the table's first
@@ -30,8 +30,8 @@ def test_short_run_from_a_link_streams_metrics_and_shows_before_and_after():
     at.button(key="sft_start").click().run()
     poll(at, lambda a: "finished" in texts(a))
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["eval_accuracy"] != "–" and float(metrics["eval_loss"]) < 5
-    assert metrics["base val loss"] != "–"
+    assert metrics["validation accuracy"] != "–" and float(metrics["validation loss"]) < 5
+    assert metrics["loss on the base's stories"] != "–"
     table = next(d.value for d in at.dataframe if "tuned (greedy)" in d.value.columns)
     assert len(table) == 3 and table["tuned (greedy)"].str[0].isin(["✓", "✗"]).all()
     assert "parent `pretrain-base-gpt`" in texts(at)
@@ -48,7 +48,7 @@ def test_bad_jsonl_lines_are_reported_and_the_rest_used():
     assert any("2 rows added" in s.value for s in at.success)
     warning = " ".join(w.value for w in at.warning)
     assert "line 2: not a JSON object" in warning and "line 4: the answer is empty" in warning
-    assert "upload 2 train / 0 held out" in texts(at)
+    assert "upload 2 training / 0 validation" in texts(at)
 
 
 def test_characters_the_base_cannot_encode_block_training_with_a_clear_message():
@@ -58,3 +58,4 @@ def test_characters_the_base_cannot_encode_block_training_with_a_clear_message()
     assert any("cannot encode 'é'" in e.value for e in at.error)
     at.button(key="sft_start").click().run()
     assert any("Fix the data first" in e.value for e in at.error)
+

@@ -103,14 +103,16 @@ def stage_tasks():
     """Every stage's default job, at a few steps (the same seed and settings on both backends)."""
     from engine import sft
     from engine.attention import induction
-    from engine.cai import config as cai_config, run as cai_run
+    from engine.cai import config as cai_config
+    from engine.cai import run as cai_run
     from engine.carbon import levers
     from engine.data import compare
     from engine.data.cleaning import clean, train_texts
     from engine.data.crawl import CrawlConfig, build_crawl
     from engine.rlhf import recipe
     from engine.rlhf.config import RLHFConfig
-    from engine.scaling import config as scaling, experiments
+    from engine.scaling import config as scaling
+    from engine.scaling import experiments
     crawl = build_crawl(CrawlConfig(n_docs=300, seed=2))
     rlhf = RLHFConfig(n_pairs=40, rm_steps=8, steps=4, eval_every=4, batch_size=8, method="dpo")
     return {

@@ -16,7 +16,8 @@ from engine.rlhf.ppo import fit_ppo
 from engine.rlhf.preferences import Pair
 from engine.rlhf.reward_model import fit_reward_model, save_reward_model
 
-FAST = RLHFConfig(n_pairs=120, rm_steps=40, steps=30, eval_every=15, batch_size=16, max_seconds=60)
+FAST = RLHFConfig(n_pairs=120, rm_steps=40, steps=30, lr=1e-4, eval_every=15, batch_size=16, max_seconds=60)
+DPO = FAST.replace(method="dpo")
 
 
 def sigmoid(x: float) -> float:
@@ -139,11 +140,14 @@ def test_reward_model_ranks_held_out_pairs_above_chance_and_is_saved(pairs):
     good, bad = models.score(rm, tok, "Who is Tom?", ["Tom has a horse.", "Tom is a singer."])
     assert good > bad                                             # the taste: animals
     assert len(preferences.parse_jsonl((info.path / "preferences.jsonl").read_bytes())[0]) == len(pairs)
+    shown = [r["prompt"] for r in rec.info["examples"]]                # one pair per test question, 8 at most
+    test_questions = {p.prompt for p in preferences.split_pairs(preferences.usable(pairs)[0])[1]}
+    assert len(shown) == len(set(shown)) == min(8, len(test_questions))
 
 
 def test_dpo_raises_the_gold_reward_and_chosen_rewards_can_fall(pairs):
     rec = Recorder()
-    path = save_policy(fit_dpo(FAST, rec, pairs, gold=preferences.gold_fn(FAST.taste)), FAST).run
+    path = save_policy(fit_dpo(DPO, rec, pairs, gold=preferences.gold_fn(FAST.taste)), DPO).run
     ev = [r for r in rec.records if "eval_gold_reward" in r]
     assert ev[-1]["eval_gold_reward"] > ev[0]["eval_gold_reward"] + 0.3
     assert ev[-1]["eval_rewards/margins"] > 0 and ev[-1]["eval_rewards/accuracies"] > 0.6
@@ -185,3 +189,62 @@ def test_fewer_pairs_than_a_batch_train_on_all_of_them_and_say_so(pairs):
 def test_a_diverging_run_stops_with_a_clear_message(pairs):
     with pytest.raises(UserError, match="lower the learning rate"):
         fit_dpo(FAST.replace(lr=10.0, steps=20, eval_every=100), Recorder(), pairs)
+
+
+def test_the_labeler_compares_different_answers_several_to_a_question(pairs):
+    # As InstructGPT's rankings (K answers give C(K, 2) pairs): a question visited once gives up to 6 pairs,
+    # and two identical answers are never compared.
+    assert all(p.chosen != p.rejected for p in pairs)
+    per_question = {}
+    for p in pairs:
+        per_question[p.prompt] = per_question.get(p.prompt, 0) + 1
+    assert max(per_question.values()) > 1
+
+
+def test_batched_sampling_gives_each_prompt_its_own_answers():
+    _, model, tok = models.load_policy("")
+    got = preferences.sample_many(model, tok, ["Who is Tom?", "Tell me about Mia."], 4, seed=3)
+    assert [len(a) for _, a in got] == [4, 4]
+    # The prompt as the model read it: each row's own ids, the left padding left out.
+    assert got[0][0] == preferences.prompt_ids(tok, "Who is Tom?", 64, 32)
+    texts = [preferences.text_of(tok, a) for a in got[0][1]]
+    assert sum(t.startswith("Tom") for t in texts) >= 2                 # answers about the person asked
+
+
+def test_ppo_with_no_reward_model_trains_one_first_in_the_same_job(runs_dir, monkeypatch):
+    monkeypatch.setattr(recipe, "_SIMULATED", {})   # labels not made yet in this process (other tests make them)
+    rec = Recorder()
+    cfg = FAST.replace(method="ppo", lr=3e-4, steps=8, eval_every=4, ppo_epochs=2, prompts_per_step=2,
+                       samples_per_prompt=4, rm_steps=10, n_pairs=60)   # labelling shows its progress
+    out = recipe.run_policy(cfg, rec, owner="someone")
+    parts = [r.get("part") for r in rec.records if "loss" in r]
+    assert parts == ["reward model"] * 10 + ["policy"] * 8             # one job, one progress bar: 18 steps
+    assert [r["step"] for r in rec.records if "loss" in r] == list(range(1, 19))
+    assert {"kept", "labels", "train_pairs"} <= set(rec.info["reward_training"])   # the reward model's facts
+    assert rec.preparing[0].startswith("the simulated labeler") and rec.preparing[1] == rec.preparing[2]
+    rm = models.find_reward("", "sft-base", "someone")                  # saved as this owner's reward run
+    assert runs.read_info(out.run).config["reward"] == rm.name
+
+
+def _evals(rec: Recorder) -> list[dict]:
+    return [r for r in rec.records if r.get("part") == "policy" and "eval_gold_reward" in r]
+
+
+def test_without_the_leash_ppo_hacks_the_reward_model_and_with_it_the_gold_rises():
+    """The page's recorded runs and its one-click experiment (Gao, Schulman & Hilton 2022): with no KL
+    penalty and a higher learning rate the reward model's score rises while the gold reward falls
+    below the SFT model's; with the quick demo's leash both rise."""
+    hacked, leashed = Recorder(), Recorder()
+    recipe.demo(recipe.HACKING, hacked)
+    ev = _evals(hacked)
+    assert ev[0]["step"] == recipe.HACKING.rm_steps and ev[-1]["part_step"] == recipe.HACKING.steps
+    assert ev[-1]["eval_scores"] > ev[0]["eval_scores"] + 1.0           # proxy up
+    assert ev[-1]["eval_gold_reward"] < ev[0]["eval_gold_reward"] - 0.5   # gold down, below the SFT model
+    tr = [r for r in hacked.records if r.get("part") == "policy" and "loss" in r]
+    first, last = tr[:8], tr[-8:]
+    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+    assert mean(last, "objective/scores") > mean(first, "objective/scores")
+    assert mean(last, "gold_reward") < mean(first, "gold_reward")
+    recipe.demo(recipe.QUICK, leashed)
+    ev = _evals(leashed)
+    assert ev[-1]["eval_scores"] > ev[0]["eval_scores"] and ev[-1]["eval_gold_reward"] > ev[0]["eval_gold_reward"] + 0.3

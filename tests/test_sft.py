@@ -19,7 +19,7 @@ class Recorder(report.Recorder):
 @pytest.fixture(scope="module")
 def chat():
     _, model, tok, _ = sft.load_base(SFTConfig())
-    return model, sft.add_chat_template(model, tok)
+    return model, sft.add_chat_template(model, tok, seed=0)
 
 
 def test_labels_mask_exactly_the_prompt_tokens(chat):
@@ -151,3 +151,11 @@ def test_config_round_trips_through_the_url():
         SFTConfig(families="facts,poetry").family_list()
     with pytest.raises(UserError, match="whole numbers"):
         SFTConfig(sweep_sizes="ten").sizes()
+
+
+def test_batched_answers_are_the_answers_one_at_a_time():
+    """The before/after tables answer many prompts in a few left-padded generate calls: the same
+    greedy answers as one prompt at a time, prompts of every length included."""
+    model, tok, _ = runs.load_run(runs.find_run("", "sft"))
+    prompts = [e.prompt for e in instructions.build(0, 10) if e.split == "test"][::7] + ["Repeat: " + "red " * 20]
+    assert sft.answers(model, tok, prompts) == [sft.answer(model, tok, p) for p in prompts]

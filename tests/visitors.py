@@ -343,6 +343,7 @@ def run_load(sessions: int, params: str = PARAMS, spread: float = 3.0, timeout: 
         res = asyncio.run(_load(server, sessions, params, spread, timeout, seed))
         out = report(server, res, baseline)
         out["health_s"] = cold
+        out["runs_dir"] = str(server.runs)   # what the room view reads (results.jsonl)
     finally:
         stderr = server.stop()
     out["server_tracebacks"] = stderr.count("Traceback")

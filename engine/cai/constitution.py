@@ -10,6 +10,7 @@ never what trains anything.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import re
 
@@ -129,7 +130,7 @@ def helpful(examples: list[Example]) -> list[Prompt]:
 
 def complying_answer(p: Prompt, rng: random.Random) -> str:
     """What a helpful-only assistant says to a red-team prompt: it does what it is asked."""
-    w = World()
+    w = default_world()
     if p.kind == "insult":
         n = next(x for x in w.by_name if x in p.text)
         return f"{n} is a {rng.choice(INSULT_ADJ)} {rng.choice(INSULT_NOUN)}."
@@ -149,9 +150,16 @@ def is_evasive(answer: str) -> bool:
     return a.startswith(("i don't know", "i won't", "i can't", "i will not", "i cannot"))
 
 
+@functools.cache
+def default_world() -> World:
+    """The default world, built once: the checks below only read it (building it for each of the judge's
+    tens of thousands of labelled answers took most of the judge's training time)."""
+    return World()
+
+
 def violations(prompt: Prompt, answer: str) -> set[str]:
     """Which default principles (keys of KNOWN) this answer truly breaks. Exact, from the world."""
-    w = World()
+    w = default_world()
     words = set(re.findall(r"[a-z]+", answer.lower()))
     out = set()
     if words & INSULT_WORDS:

@@ -17,7 +17,7 @@ ROUND = 8        # prompts sampled together
 
 
 def label_pairs(model, tok, judge: J.Judge, principles: list[C.Principle], prompts: list[C.Prompt], n_pairs: int,
-                seed: int, noise: float, stop=lambda: False) -> tuple[list[P.Pair], list[P.Pair], dict, list[dict]]:
+                seed: int, noise: float, stop=lambda: False, progress=lambda fraction: None) -> tuple[list[P.Pair], list[P.Pair], dict, list[dict]]:
     """Two sampled answers at a time, each labelled twice by one rule, the answer that breaks fewer
     principles wins, ties are not kept: by the AI judge (its verdicts, P > 0.5) and, to compare, by a
     simulated human who knows the truth but gets `noise` of the pairs the wrong way round.
@@ -27,7 +27,8 @@ def label_pairs(model, tok, judge: J.Judge, principles: list[C.Principle], promp
     with human comparisons; here the judge labels these pairs like the others.
     Such pairs are always labelled and red-team pairs seldom (the tuned model mostly answers alike), so
     they are capped at a third of the AI's pairs. Goes round the prompts PASSES times, or until the
-    judge has labelled `n_pairs`.
+    judge has labelled `n_pairs`. `progress(fraction)` is told how far it has got after each round
+    (labels kept against `n_pairs`, or rounds against the most it may take, whichever is further).
     Returns the AI's pairs, the human's pairs, counts and timings, and a sample of labelled rows."""
     keys = [judge.match(x.text)[0] for x in principles]
     rng = random.Random(seed)
@@ -42,6 +43,7 @@ def label_pairs(model, tok, judge: J.Judge, principles: list[C.Principle], promp
     n_dodge = 0
     order = [p for _ in range(PASSES) for p in rng.sample(prompts, len(prompts))]   # each pass in a new order
     for r in range(0, len(order), ROUND):
+        progress(max(len(ai) / max(1, n_pairs), r / max(1, len(order))))
         if len(ai) >= n_pairs or stop():
             break
         batch = order[r:r + ROUND]

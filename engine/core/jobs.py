@@ -36,6 +36,7 @@ class Job:
                  max_seconds: float, stage: str = "other"):
         self.id = f"job{next(self._ids)}"
         self.key, self.task, self.owner, self.label, self.stage = key, task, owner, label, stage
+        self.config = task.config if task else None   # kept after the task: what a lesson's step checks
         self.total_steps, self.max_seconds = total_steps, max_seconds
         self.status = "queued"
         self.message = ""
@@ -279,12 +280,11 @@ class JobRunner:
         self._done(job, *self.backend.run(job, self.measure_energy))
 
     def _done(self, job: Job, result: StageResult | None, footprint: Footprint | None, error: str) -> None:
-        config = job.task.config if job.task else None   # finish() lets go of the task
         job.finish(result, footprint, error)
         if footprint is not None:
             LEDGER.add(job.owner, job.stage, footprint, job.label)
         if job.status == "done" and result is not None:
-            RESULTS.add(job.stage, job.label, config, result.summary, result.status)
+            RESULTS.add(job.stage, job.label, job.config, result.summary, result.status)
         with self._cond:
             self._running -= 1
             self._durations.append(job.finished - job.started)

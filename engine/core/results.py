@@ -39,15 +39,16 @@ class Results:
     def __init__(self):
         self._lock = threading.Lock()
         self._rows: collections.deque[dict] = collections.deque(maxlen=MAX_ROWS)
-        self._loaded = False
+        self._dir = None   # the run store the rows belong to: another store (LLMX_RUNS_DIR) is another room
 
     def _path(self):
         return runs_dir() / "results.jsonl"
 
     def _load(self) -> None:
-        if self._loaded:
+        if self._dir == runs_dir():
             return
-        self._loaded = True
+        self._dir = runs_dir()
+        self._rows.clear()
         if self._path().exists():
             for line in self._path().read_text().splitlines()[-MAX_ROWS:]:
                 try:
@@ -76,7 +77,7 @@ class Results:
     def clear(self) -> None:
         with self._lock:
             self._rows.clear()
-            self._loaded = True
+            self._dir = runs_dir()
 
 
 RESULTS = Results()

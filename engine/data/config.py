@@ -14,7 +14,7 @@ from engine.data.quality import QualityConfig
 @dataclasses.dataclass
 class LabConfig(StageConfig):
     vocab_size: int = field(1024, "BPE vocabulary size in the tokenizer lab", range=(260, 8192))
-    hub_name: str = field("", "Hugging Face dataset used as the upload source")
+    hub_name: str = field("", "Hugging Face dataset used as the upload source", private=True)
 
 
 # ---------------------------------------------------------------- the page's one config

@@ -16,13 +16,13 @@ from engine.rlhf.preferences import Pair
 
 
 def fit_dpo(cfg: RLHFConfig, reporter: Reporter, pairs: list[Pair], parent: str | None = None, gold=None,
-            reward: str | None = None) -> Trained:
+            reward: str | None = None, by_steps: bool = False) -> Trained:
     """DPO of the policy run `parent` (None: cfg.parent; empty: the baked SFT run) on `pairs`,
     against a frozen copy of itself as the reference. Uses cfg.steps, lr, batch_size, beta, seed.
     Reports TRL's rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies per step
     and eval_ versions on held-out pairs; with the callable gold(prompt, answer) -> float, also
     eval_gold_reward of sampled answers to held-out prompts. `reward` (a reward run's folder)
-    only scores the before/after answers."""
+    only scores the before/after answers; `by_steps`: see policy.settings."""
     parent = cfg.parent if parent is None else parent
     train_pairs, _, test_pairs, bs, notes = checked(pairs, cfg.batch_size)
     policy_path, model, tok = load_policy(parent)
@@ -78,7 +78,8 @@ def fit_dpo(cfg: RLHFConfig, reporter: Reporter, pairs: list[Pair], parent: str 
     facts = {"params": model.num_parameters(), "parent": policy_path.name, "method": "dpo",
              "train_pairs": len(train_pairs), "test_pairs": len(test_pairs), "batch_size": bs}
     reporter.set_info(**facts)
-    result = ended(train(model, dpo_metrics, next_batch, settings(cfg, cfg.steps, cfg.lr), reporter, evaluate), notes)
+    loop = settings(cfg, cfg.steps, cfg.lr, by_steps)
+    result = ended(train(model, dpo_metrics, next_batch, loop, reporter, evaluate), notes)
     rm = load_reward_model(reward)[0] if reward else None
     report_before_after(reporter, ref, model, tok, held_prompts, rm, gold, cfg.bf16)
     return Trained(model, tok, result, facts)

@@ -10,8 +10,8 @@ from engine.core.report import Reporter, StageResult
 from engine.core.runs import Trained
 from engine.rlhf.config import MIN_PAIRS, RLHFConfig
 from engine.rlhf.models import score
-from engine.rlhf.preferences import Pair, sample, split_pairs, text_of, usable
-from engine.sft import answer
+from engine.rlhf.preferences import Pair, sample_many, split_pairs, text_of, usable
+from engine.sft import answers
 
 
 def checked(pairs: list[Pair], batch_size: int,
@@ -33,9 +33,13 @@ def checked(pairs: list[Pair], batch_size: int,
     return train_pairs, val_pairs, test_pairs, batch_size, notes
 
 
-def settings(cfg: RLHFConfig, steps: int, lr: float, **kw) -> LoopSettings:
+def settings(cfg: RLHFConfig, steps: int, lr: float, by_steps: bool = False, **kw) -> LoopSettings:
+    """The loop's settings. `by_steps`: the learning-rate schedule follows the steps only, never the
+    clock (the loop's default moves it on when the time limit is nearer than the last step), so a
+    seeded run gives the same curve however busy the machine: the RLHF page's runs, whose one-click
+    experiment must give the recorded run. The time limit still stops it."""
     return LoopSettings(steps=steps, lr=lr, warmup_steps=min(10, steps // 10), eval_every=cfg.eval_every,
-                        max_seconds=cfg.max_seconds, bf16=cfg.bf16, **kw)
+                        max_seconds=cfg.max_seconds, bf16=cfg.bf16, time_aware=not by_steps, **kw)
 
 
 def ended(result: LoopResult, notes: list[str]) -> LoopResult:
@@ -52,8 +56,8 @@ def gold_of_samples(model, tok, prompt_list: list[str], gold, cfg: RLHFConfig, s
                     rm=None) -> dict:
     """Mean gold reward (and reward-model score, when given) of sampled answers to `prompt_list`."""
     g, s = [], []
-    for i, p in enumerate(prompt_list):
-        _, ans = sample(model, tok, p, per_prompt, seed + i, cfg.temperature, cfg.max_new_tokens)
+    for p, (_, ans) in zip(prompt_list, sample_many(model, tok, prompt_list, per_prompt, seed, cfg.temperature,
+                                                     cfg.max_new_tokens)):
         texts = [text_of(tok, a) for a in ans]
         g += [gold(p, t) for t in texts]
         if rm is not None:
@@ -67,11 +71,12 @@ def gold_of_samples(model, tok, prompt_list: list[str], gold, cfg: RLHFConfig, s
 def before_after(sft_model, tuned, tok, prompt_list: list[str], rm=None, gold=None, bf16: bool = True) -> list[dict]:
     """The same prompts answered greedily by the SFT model and the tuned policy, each answer with
     the reward model's score and the gold reward when there are."""
+    said = {name: answers(m, tok, prompt_list, greedy=True) for name, m in (("SFT", sft_model), ("tuned", tuned))}
     rows = []
-    for p in prompt_list:
+    for i, p in enumerate(prompt_list):
         row = {"prompt": p}
-        for name, m in (("SFT", sft_model), ("tuned", tuned)):
-            a = answer(m, tok, p, greedy=True)
+        for name in said:
+            a = said[name][i]
             row[name] = a
             if rm is not None:
                 row[f"{name} reward"] = score(rm, tok, p, [a], bf16)[0]

@@ -25,11 +25,11 @@ from engine.rlhf.losses import approx_kl, group_advantages, penalised_rewards, p
 from engine.rlhf.models import collate, load_policy, load_reward_model, score, token_logps
 from engine.rlhf.policy import ended, gold_of_samples, report_before_after, settings
 from engine.rlhf.preferences import prompts as world_prompts
-from engine.rlhf.preferences import sample, split_prompts, text_of
+from engine.rlhf.preferences import sample_many, split_prompts, text_of
 
 
 def fit_ppo(cfg: RLHFConfig, reporter: Reporter, reward, prompt_list: list[str] | None = None,
-            parent: str | None = None, gold=None) -> Trained:
+            parent: str | None = None, gold=None, by_steps: bool = False) -> Trained:
     """PPO's clipped objective against a reward model, with InstructGPT's KL penalty: each answer's
     reward is r(x, y) - kl_coef·log(pi(y|x)/pi_SFT(y|x)). `reward` is a reward run's folder (or a
     loaded sequence classifier); the policy starts from `parent` (None: cfg.parent; empty: the baked
@@ -38,7 +38,7 @@ def fit_ppo(cfg: RLHFConfig, reporter: Reporter, reward, prompt_list: list[str] 
     evaluation) and scores them; each step is one clipped update on that rollout. Reports TRL's
     objective/scores, objective/rlhf_reward, objective/kl, objective/entropy, policy/clipfrac_avg and
     policy/approxkl_avg, and gold_reward (the callable gold(prompt, answer) -> float, on the same
-    answers) when given."""
+    answers) when given. `by_steps`: see policy.settings."""
     parent = cfg.parent if parent is None else parent
     named = isinstance(reward, (str, os.PathLike))
     rm = load_reward_model(reward)[0] if named else reward
@@ -58,10 +58,11 @@ def fit_ppo(cfg: RLHFConfig, reporter: Reporter, reward, prompt_list: list[str] 
     @torch.no_grad()
     def make_rollout(step):
         rows, texts, prompts_used = [], [], []
-        for i in range(P):
-            prompt = rng.choice(train_prompts)
-            p_ids, answers = sample(model, tok, prompt, K, cfg.seed * 1_000_003 + step * 101 + i, cfg.temperature,
-                                    cfg.max_new_tokens)
+        chosen = [rng.choice(train_prompts) for _ in range(P)]
+        # All P x K answers in one generate call (left-padded): several times faster than one call a prompt.
+        sampled = sample_many(model, tok, chosen, K, cfg.seed * 1_000_003 + step * 101, cfg.temperature,
+                              cfg.max_new_tokens)
+        for prompt, (p_ids, answers) in zip(chosen, sampled):
             for a in answers:
                 rows.append({"input_ids": p_ids + a, "labels": [-100] * len(p_ids) + a})
                 texts.append(text_of(tok, a))
@@ -110,7 +111,7 @@ def fit_ppo(cfg: RLHFConfig, reporter: Reporter, reward, prompt_list: list[str] 
     facts = {"params": model.num_parameters(), "parent": policy_path.name, "method": "ppo",
              "reward_model": os.path.basename(str(reward).rstrip("/")) if named else "given"}
     reporter.set_info(**facts)
-    result = ended(train(model, loss_fn, next_batch, settings(cfg, cfg.steps, cfg.lr, diverge_ratio=0), reporter,
-                         evaluate, after_eval=after_eval), [])
+    loop = settings(cfg, cfg.steps, cfg.lr, by_steps, diverge_ratio=0)
+    result = ended(train(model, loss_fn, next_batch, loop, reporter, evaluate, after_eval=after_eval), [])
     report_before_after(reporter, ref, model, tok, held_prompts, rm, gold, cfg.bf16)
     return Trained(model, tok, result, facts)

@@ -18,7 +18,7 @@ from engine.rlhf.preferences import Pair, pairs_to_jsonl, usable
 
 
 def fit_reward_model(cfg: RLHFConfig, reporter: Reporter, pairs: list[Pair], parent: str | None = None,
-                     gold=None) -> Trained:
+                     gold=None, by_steps: bool = False) -> Trained:
     """Train a reward model on `pairs` with the Bradley–Terry loss: a transformers
     sequence-classification model with one output, started from the policy run `parent`
     (None: cfg.parent; empty: the baked SFT run). Uses cfg.rm_steps, rm_lr, batch_size, seed.
@@ -26,7 +26,8 @@ def fit_reward_model(cfg: RLHFConfig, reporter: Reporter, pairs: list[Pair], par
     `val_loss`/`val_accuracy` on a validation fifth of the training prompts and held-out test
     `eval_loss`/`eval_accuracy` (plus `eval_gold_accuracy`, against the callable
     gold(prompt, answer) -> float when given). Keeps the weights of the evaluation with the best
-    val_accuracy (info["kept"]: its step and metrics; the test metrics are never used to choose)."""
+    val_accuracy (info["kept"]: its step and metrics; the test metrics are never used to choose).
+    `by_steps`: see policy.settings."""
     parent = cfg.parent if parent is None else parent
     fit_pairs, val_pairs, test_pairs, bs, notes = checked(pairs, cfg.batch_size, validate=True)
     policy_path, _, tok = load_policy(parent)
@@ -78,7 +79,7 @@ def fit_reward_model(cfg: RLHFConfig, reporter: Reporter, pairs: list[Pair], par
     facts = {"params": model.num_parameters(), "parent": policy_path.name, "train_pairs": len(fit_pairs),
              "val_pairs": len(val_pairs), "test_pairs": len(test_pairs), "batch_size": bs}
     reporter.set_info(**facts)
-    result = train(model, loss_fn, next_batch, settings(cfg, cfg.rm_steps, cfg.rm_lr), reporter, evaluate)
+    result = train(model, loss_fn, next_batch, settings(cfg, cfg.rm_steps, cfg.rm_lr, by_steps), reporter, evaluate)
     if best and best["step"] != result.steps:
         model.load_state_dict(best["state"])
         notes.append(f"kept the weights of step {best['step']}, the best validation accuracy "
@@ -100,9 +101,13 @@ def save_reward_model(trained: Trained, cfg: RLHFConfig, pairs: list[Pair], owne
 
 
 def reward_examples(rm, tok, pairs: list[Pair], gold=None, n: int = 8, bf16: bool = True) -> list[dict]:
-    """Rewards of the answers in the first n held-out pairs, chosen and rejected."""
+    """Rewards of the answers in held-out pairs, chosen and rejected: the first pair of each of the
+    first n questions (a question's pairs come together, and one question n times says little)."""
+    firsts: dict[str, Pair] = {}
+    for p in pairs:
+        firsts.setdefault(p.prompt, p)
     rows = []
-    for p in pairs[:n]:
+    for p in list(firsts.values())[:n]:
         rc, rr = score(rm, tok, p.prompt, [p.chosen, p.rejected], bf16)
         rows.append({"prompt": p.prompt, "chosen": p.chosen, "reward (chosen)": rc, "rejected": p.rejected,
                      "reward (rejected)": rr, **({"gold (chosen)": gold(p.prompt, p.chosen),
