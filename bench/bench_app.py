@@ -37,7 +37,7 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # page path -> the button that starts its quick demo: a slot's Train (`.st-key-<slot>_start`), or the
 # label of the one-click experiment that is the page's quick demo (attention's is in a folded tab)
-PAGES = {"pretraining": "pt", "data": "dt_compare", "sft": "sft", "rlhf": "rl_rm", "cai": "cai",
+PAGES = {"pretraining": "pt", "data": "dt_compare", "sft": "sft", "rlhf": "rl", "cai": "cai",
          "attention": "Watch an induction head form", "scaling": "sc_sweep", "carbon": "cc"}
 PROGRESS = '[data-testid="stProgress"]'
 

@@ -16,8 +16,8 @@ Sections (--only picks some; default all):
            floor", the time a step would take if it were nothing but its matmuls.
   util     achieved FLOP/s of a training step (forward + backward + clip + AdamW + schedule, bf16 autocast, the
            same batches for both) at nanoGPT's CPU shape and at the Pretraining page's two presets ("200k" quick
-           demo, "1M" thorough), as the engine does it today ("baseline") and with the recommended changes
-           ("best"), and their ratio to the measured peaks. Interleaved passes of --steps-step blocks.
+           demo, "1M" thorough), as the engine did before issue 17 ("before", the baseline) and does now
+           ("engine now", the recommended changes), and their ratio to the measured peaks. Interleaved passes of --steps-step blocks.
   profile  torch.profiler over --profile-steps steps of each of --profile-variants; every op's self time put
            into a category (matmul, dtype casts, layer norm, GELU, softmax/mask, loss, AdamW, clip, autograd
            engine, Python in the transformers modules, Python in the loop...). Proportions, with ms per step.
@@ -267,7 +267,8 @@ register_lowp()
 
 @dataclasses.dataclass(frozen=True)
 class V:
-    """One way to run the step. The defaults are what the engine does today."""
+    """One way to run the step. The defaults are what the engine did before issue 17 (BASE); BEST is what
+    it does now (engine/core: fused AdamW, exact GELU, the `engine_eager` attention)."""
     attn: str = "eager"        # eager | sdpa (model.set_attn_implementation after build_model)
     prec: str = "autocast"     # autocast (bf16 autocast) | bf32 (fp32 model, oneDNN does matmuls in bf16) | fp32
                                # | o2: bf16 model (no casts at all), fp32 master weights in AdamW, copied back each step
@@ -501,7 +502,7 @@ def util_section(args, data, peak, report):
     for sname in args.shapes:
         L, H, d, T, B = shape = SHAPES[sname]
         fl = flops_per_step(L, d, T, B, data.vocab)
-        res, loads = interleaved({"engine today": BASE, "recommended": BEST}, shape, data, args, label=sname)
+        res, loads = interleaved({"before": BASE, "engine now": BEST}, shape, data, args, label=sname)
         print(f"  {sname} (L={L}, H={H}, d={d}, T={T}, B={B}, V={data.vocab}): {fl / 1e9:.2f} GFLOP per step")
         for name, ts in res.items():
             m, lo, hi = med_spread(ts)
@@ -513,7 +514,7 @@ def util_section(args, data, peak, report):
             print(f"    {name:13s} {1000 * m:6.1f} ms/step ({1000 * lo:.1f}-{1000 * hi:.1f}) = "
                   f"{gfs / 1e9:6.1f} GFLOP/s{ratio}")
             out[f"{sname} {name}"] = {"ms": 1000 * m, "lo": 1000 * lo, "hi": 1000 * hi, "gflops": gfs / 1e9}
-        sp = [a / b for a, b in zip(res["engine today"], res["recommended"])]
+        sp = [a / b for a, b in zip(res["before"], res["engine now"])]
         print(f"    speed-up {statistics.median(sp):.2f}x (passes {min(sp):.2f}-{max(sp):.2f}); {loads[-1]}")
     report["util"] = out
 
