@@ -196,6 +196,27 @@ def test_pause_resume_and_stop_reach_the_worker_within_a_second(backend, monkeyp
     assert job.status == "stopped" and job.paused_out
 
 
+def test_a_closed_tab_stops_its_job_on_the_worker_after_the_grace_period(backend):
+    """The app's visitor registry, as when a tab closes: after the grace period the visitor's job on a
+    Ray worker is stopped (and saved, as on threads), and another visitor's job goes on."""
+    from app_pages.visitors import Visitors
+    r = runner(backend)
+    gone = Visitors(on_gone=r.stop_owner, grace=1.0)
+    leaving = r.submit("leaving", Task(ray_stages.tiny, {"seed": 11, "steps": 5000, "step_seconds": 0.02}),
+                       "tab-a", total_steps=5000)
+    staying = r.submit("staying", Task(ray_stages.tiny, {"seed": 12, "steps": 150, "step_seconds": 0.02}),
+                       "tab-b", total_steps=150)
+    gone.attach("tab-a", "session-1")
+    wait(leaving, lambda j: last_step(j) >= 5)
+    t = time.monotonic()
+    gone.detach("tab-a", "session-1")          # the last tab of visitor a closes
+    time.sleep(0.5)
+    assert leaving.active                     # within the grace period a reload would find it running
+    wait(leaving, timeout=5)
+    assert leaving.status == "stopped" and 1.0 <= time.monotonic() - t < 3.5 and leaving.result
+    assert wait(staying).status == "done", staying.message
+
+
 def test_a_killed_worker_fails_its_job_only(backend):
     r = runner(backend)
     victim = r.submit("victim", Task(ray_stages.pid, {}), "a")

@@ -69,7 +69,9 @@ def run_overfit(cfg: OverfitConfig, reporter: Reporter) -> StageResult:
     evals = {"eval_loss": corpus.quick, "train_eval_loss": fixed_windows(ids, cfg.block_size, 64)}
     ladder = train_ladder(reporter, [({"role": "small"}, small, "gpt2"), ({"role": "large"}, large, "gpt2")],
                           corpus, cfg, "models", data_ids=ids, evals=evals, eval_every=max(1, small.steps // 25))
-    return StageResult(None, {"models": ladder.rows}, ladder.status, ladder.message)
+    # The final losses by role as plain numbers too: what the instructors' room view can plot.
+    finals = {f"{k}/{r['role']}": r[k] for r in ladder.rows for k in ("eval_loss", "train_eval_loss") if k in r}
+    return StageResult(None, {"models": ladder.rows, **finals}, ladder.status, ladder.message)
 
 
 # The Model scaling page's first screen shows these two before anyone trains (`python -m engine demo
