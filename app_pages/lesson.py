@@ -25,10 +25,13 @@ def current() -> str:
 
 
 def my_finished_jobs() -> list[dict]:
-    """Snapshots of this visitor's finished jobs on every page (a replay counts: it is their run too)."""
+    """This visitor's finished jobs on every page (a replay counts: it is their run too), as the checks
+    read them. A finished job's records no longer change, so they are read in place, not copied as a
+    live job's snapshot is: the sidebar does this on every rerun of every page."""
     jobs = (ui.runner().get(i) for i in ui.visitors().all_jobs(ui.visitor_id()))
-    return [j.snapshot() | {"stage": j.stage, "config": j.config} for j in jobs
-            if j is not None and not j.active and j.config is not None]
+    return [{"status": j.status, "message": j.message, "records": j.records, "summary": j.summary,
+             "stage": j.stage, "config": j.config}
+            for j in jobs if j is not None and not j.active and j.config is not None]
 
 
 def step_state(step: lessons.Step, runs: list[dict]) -> tuple[bool, bool]:

@@ -87,3 +87,11 @@ def visible(at: AppTest) -> str:
         parts += [t.get("text", "") if isinstance(t, dict) else str(t) for t in titles]
         parts += [str(trace.get("name", "")) for trace in spec.get("data", [])]
     return " ".join(parts)
+
+
+def advanced_keys(at: AppTest, prefix: str) -> tuple[set[str], set[str]]:
+    """The widget keys starting with `prefix` inside the page's "Advanced" expander, and those in view."""
+    advanced = next(e for e in at.expander if "Advanced" in e.label)
+    inside = {n.key for n in advanced if getattr(n, "key", None)}
+    shown = {n.key for n in at._tree if getattr(n, "key", None) and n.key.startswith(prefix)}
+    return {k for k in inside if k.startswith(prefix)}, shown - inside

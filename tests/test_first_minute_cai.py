@@ -6,7 +6,7 @@ import json
 
 import apptest
 import pytest
-from apptest import every_chart_has_its_sentence, notices, order, poll, texts, visible
+from apptest import advanced_keys, every_chart_has_its_sentence, notices, order, poll, texts, visible
 from streamlit.testing.v1 import AppTest
 
 from engine import demos
@@ -62,10 +62,8 @@ def test_first_screen_shows_the_recorded_before_and_after_then_train_before_the_
 
 def test_three_settings_in_view_the_rest_under_advanced():
     at = open_page()
-    advanced = next(e for e in at.expander if "Advanced" in e.label)
-    inside = {n.key for n in advanced if getattr(n, "key", None)}
+    inside, outside = advanced_keys(at, "cai.")
     assert {f"cai.{name}" for name in ADVANCED} <= inside
-    outside = {n.key for n in at._tree if getattr(n, "key", None) and n.key.startswith("cai.")} - inside
     assert outside == {"cai.sl_steps", "cai.n_pairs", "cai.method"}
     assert at.session_state["_cai_preset"] == "quick demo"
 

@@ -5,7 +5,7 @@ ledger, and the published ratios said to check the arithmetic, not the papers.""
 
 import apptest
 import pytest
-from apptest import chart, every_chart_has_its_sentence, notices, order, texts
+from apptest import advanced_keys, chart, every_chart_has_its_sentence, notices, order, texts
 from streamlit.testing.v1 import AppTest
 
 from engine import demos
@@ -66,10 +66,9 @@ def test_first_screen_puts_a_run_here_beside_published_runs_then_the_experiment_
 
 def test_the_experiments_secondary_settings_are_under_advanced():
     at = open_page()
-    advanced = next(e for e in at.expander if "Advanced" in e.label)
-    inside = {n.key for n in advanced if getattr(n, "key", None)}
+    inside, outside = advanced_keys(at, "cc.")
     assert inside == {"cc.eval_every", "cc.max_seconds", "cc.seed"}
-    shown = {n.key for n in at._tree if getattr(n, "key", None) in {f"cc.{k}" for k in EXPERIMENT}} - inside
+    shown = outside & {f"cc.{k}" for k in EXPERIMENT}
     assert shown == {"cc.bf16", "cc.ckpt", "cc.small", "cc.small_loss", "cc.steps"}
     assert at.session_state["_cc_preset"] == "quick demo"
 

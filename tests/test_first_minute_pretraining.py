@@ -3,7 +3,7 @@ after training), Train beside the preset and above the settings, the rest under 
 a scale anchor under every chart, plain metric names, and a quick demo that is the default."""
 
 import apptest
-from apptest import chart, notices, order, poll, texts
+from apptest import advanced_keys, chart, notices, order, poll, texts
 from streamlit.testing.v1 import AppTest
 
 from engine.pretraining import PretrainConfig
@@ -48,10 +48,8 @@ def test_first_screen_shows_the_shipped_model_before_and_after_then_train_before
 
 def test_secondary_settings_are_under_advanced_and_bf16_keeps_its_full_label():
     at = open_page()
-    advanced = next(e for e in at.expander if "Advanced" in e.label)
-    inside = {n.key for n in advanced if getattr(n, "key", None)}
+    inside, outside = advanced_keys(at, "pt.")
     assert {f"pt.{name}" for name in ADVANCED} <= inside
-    outside = {n.key for n in at._tree if getattr(n, "key", None) and n.key.startswith("pt.")} - inside
     assert outside == {"pt.objective", "pt.size", "pt.corpus"}           # three motivated controls in view
     assert at.toggle(key="pt.bf16").label == "bf16 autocast"
 

@@ -4,7 +4,7 @@ PPO as the default method with DPO beside it, Train above the settings, progress
 second, plain names on screen, and reward hacking in one click."""
 
 import apptest
-from apptest import chart, order, poll, texts, visible
+from apptest import advanced_keys, chart, order, poll, texts, visible
 from streamlit.testing.v1 import AppTest
 
 from engine import demos
@@ -64,8 +64,7 @@ def test_first_screen_shows_the_recorded_runs_before_any_setting_and_train_above
 
 def test_secondary_settings_are_under_advanced():
     at = open_page()
-    advanced = next(e for e in at.expander if "Advanced" in e.label)
-    inside = {n.key for n in advanced if getattr(n, "key", None)}
+    inside, _ = advanced_keys(at, "rl.")
     assert {f"rl.{name}" for name in ADVANCED} <= inside
     assert {"rl.method", "rl.kl_coef"}.isdisjoint(inside)               # the motivated ones in view
 

@@ -4,7 +4,7 @@ settings and the rest under Advanced, a sentence with a scale anchor under every
 names, a quick demo that is the default and finishes its steps, and forgetting in one click."""
 
 import apptest
-from apptest import chart, order, poll, texts, visible
+from apptest import advanced_keys, chart, order, poll, texts, visible
 from streamlit.testing.v1 import AppTest
 
 from engine import demos, sft
@@ -59,8 +59,7 @@ def test_first_screen_shows_before_and_after_then_the_mask_strip_then_train_abov
 
 def test_secondary_settings_are_under_advanced():
     at = open_page()
-    advanced = next(e for e in at.expander if "Advanced" in e.label)
-    inside = {n.key for n in advanced if getattr(n, "key", None)}
+    inside, _ = advanced_keys(at, "sft.")
     assert {f"sft.{name}" for name in ADVANCED} <= inside
     assert {"sft.replay", "sft.compare_masking", "sft.mask_prompt"}.isdisjoint(inside)   # the motivated ones in view
 
