@@ -116,16 +116,18 @@ st.markdown(
     "A language model is what its data makes it. Web text arrives as a **raw crawl**: real pages mixed with menus, "
     "spam, raw HTML, copies, other languages and personal data. Does cleaning it pay off?")
 
-# The crawl and its cleaning come first: the experiment at the top trains on them. An upload is read
-# where its widget is drawn (Sources, below), which reruns the page when the file changes.
-upload = st.session_state.get(f"_{P}_upload")
-crawl_error = ""
-try:
-    crawl = get_crawl(crawl_cfg.to_dict(), upload["key"] if upload else "", upload["dataset"] if upload else None)
-except UserError as e:
-    crawl, crawl_error = None, str(e)
-crawl_key = crawl_cfg.key(upload["key"] if upload else "")
-result = get_cleaned(crawl_key, clean_cfg.to_dict(), crawl) if crawl is not None else None
+
+def crawl_and_cleaning():
+    """(crawl, cleaning result, error, crawl key) for the settings on screen, from the caches. An upload
+    is read where its widget is drawn (Sources, below), which reruns the page when the file changes."""
+    upload = st.session_state.get(f"_{P}_upload")
+    key = crawl_cfg.key(upload["key"] if upload else "")
+    try:
+        crawl = get_crawl(crawl_cfg.to_dict(), upload["key"] if upload else "", upload["dataset"] if upload else None)
+    except UserError as e:
+        return None, None, str(e), key
+    return crawl, get_cleaned(key, clean_cfg.to_dict(), crawl), "", key
+
 
 # --- what cleaning buys ---------------------------------------------------------------------------------------
 DEMO = "data-cleaning-gap"
@@ -139,6 +141,7 @@ st.markdown(
 
 
 def compare_submissions() -> list[dict]:
+    crawl, result, crawl_error, crawl_key = crawl_and_cleaning()   # cached: built when the page first drew
     if crawl is None:
         raise UserError(crawl_error)
     texts = train_texts(crawl, result, budget=cmp_cfg.budget)
@@ -266,6 +269,10 @@ with shown:
         st.info("Press **What cleaning buys** to train both models (about 20 s).", icon=":material/play_arrow:")
 
 # --- sources and mixture ----------------------------------------------------------------------------
+# The crawl and its cleaning are built here, after the recorded result above is drawn: a first visit sees
+# the payoff while they build (a few seconds on a fresh server).
+crawl, result, crawl_error, crawl_key = crawl_and_cleaning()
+upload = st.session_state.get(f"_{P}_upload")
 st.header("Sources and mixture")
 left, right = st.columns([3, 2])
 with left:
